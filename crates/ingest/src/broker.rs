@@ -1,0 +1,339 @@
+//! The embedded MQTT broker (rumqttd 0.20), so one process is enough.
+//!
+//! [`EmbeddedBroker::start`] checks the port, configures every rumqttd limit explicitly (see
+//! [`EmbeddedBrokerConfig`]), authenticates handsets at CONNECT through an [`Authenticator`],
+//! and consumes the uplink through rumqttd's in-process link rather than a second TCP hop. The
+//! link runs on its own thread, in [`link`].
+//!
+//! What rumqttd does not do, and what that means here:
+//! - **No topic ACL**, and no way to kick a client: a handset could publish as another unit.
+//!   DESIGN.md "Identity" answers that with sealed payloads (a later issue).
+//! - **A publish that no subscription matches disconnects the publisher** (rumqttd's
+//!   `NoMatchingFilters`). fieldlink's link subscribes to the uplink filters and to
+//!   `{owntracks}/+/+/+`, so the OwnTracks app's side topics (`.../event`, `.../waypoint`)
+//!   are counted as `bad_topic` instead of cutting the phone off.
+//! - **No clean stop.** rumqttd's router, listener and timer threads have no shutdown: they
+//!   end with the process. Cancelling the shutdown token stops fieldlink's link thread (the
+//!   uplink then ends); the listener keeps accepting until the process exits.
+//! - **MQTT 3.1.1 only** on this port (rumqttd's `v4` server), which every handset stack and
+//!   the OwnTracks app speak.
+
+mod link;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fieldlink_proto::Topics;
+use rumqttd::{
+    Broker, Config, ConnectionSettings, MetricSettings, MetricType, RouterConfig, ServerSettings,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::source::{Downlink, Source, SourceWorker};
+use crate::{IngestError, IngestMetrics};
+
+/// Room for the topic inside an MQTT packet whose payload may be `max_payload_bytes` long.
+const TOPIC_HEADROOM: usize = 1024;
+
+/// Checks a handset's credentials at CONNECT. Called on rumqttd's accept path for every
+/// connection attempt, so it must be cheap and must not block: back it with an in-memory
+/// cache. The server's rule: client id == username == unit id, and the secret matches.
+pub trait Authenticator: Send + Sync + 'static {
+    /// True to let the client in.
+    fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool;
+}
+
+/// The embedded broker's limits. Every rumqttd limit is set from here (none left to its
+/// sample config, whose 100 MiB segments and 10,010 connections do not fit us).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedBrokerConfig {
+    /// Where handsets connect. Default `0.0.0.0:1883`.
+    pub listen: SocketAddr,
+    /// Most handsets connected at once (the router's slab is sized for it; one more slot is
+    /// added for fieldlink's own link). Default 20,000, this machine's file-descriptor limit.
+    pub max_connections: usize,
+    /// Largest payload a handset may publish, bytes; a larger packet makes rumqttd drop the
+    /// connection. Default 64 KiB (a 1,000-fix GPS batch is about 40 KiB).
+    pub max_payload_bytes: usize,
+    /// QoS 1 downlinks in flight per handset before rumqttd waits for acks. Default 100.
+    pub max_inflight: usize,
+    /// Time from TCP accept to the MQTT CONNECT packet, seconds (at most 65.5: rumqttd keeps it
+    /// in 16-bit milliseconds). Idle sockets are closed after it, so they cannot hold slots.
+    /// Default 5.
+    #[serde(deserialize_with = "crate::secs::deserialize")]
+    pub connection_timeout: Duration,
+    /// Pause after each accepted connection, milliseconds. rumqttd accepts on one task; any
+    /// pause caps the accept rate (1 ms → 1,000/s), which a reconnect storm of thousands of
+    /// handsets would feel. Default 0: `connection_timeout` already guards idle sockets.
+    pub accept_delay_ms: u64,
+    /// Size of one commit-log segment, bytes. rumqttd keeps every filter's messages in
+    /// segments and a reader pulls a whole segment at a time, so small segments keep latency
+    /// even. Default 1 MiB.
+    pub segment_bytes: usize,
+    /// Segments kept per filter. `segment_bytes × max_segments` bounds the memory one filter
+    /// (e.g. the uplink) holds and how far fieldlink's link may fall behind before rumqttd
+    /// skips it ahead (messages lost, logged by rumqttd as a cursor jump). Default 10.
+    pub max_segments: usize,
+    /// QoS 0 messages the router moves to one subscriber per scheduling round. Default 200.
+    pub max_outgoing_packets: u64,
+    /// Capacity of the `uplink_queue` between the link thread and the pipeline. Default 8,192.
+    pub uplink_queue: usize,
+}
+
+impl Default for EmbeddedBrokerConfig {
+    fn default() -> Self {
+        EmbeddedBrokerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            max_connections: 20_000,
+            max_payload_bytes: 64 * 1024,
+            max_inflight: 100,
+            connection_timeout: Duration::from_secs(5),
+            accept_delay_ms: 0,
+            segment_bytes: 1024 * 1024,
+            max_segments: 10,
+            max_outgoing_packets: 200,
+            uplink_queue: 8192,
+        }
+    }
+}
+
+impl EmbeddedBrokerConfig {
+    /// Every problem with this configuration, in words (empty when it is usable).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let timeout_ms = self.connection_timeout.as_millis();
+        if timeout_ms == 0 || timeout_ms > u128::from(u16::MAX) {
+            p.push(format!(
+                "connection_timeout must be between 0.001 and 65.535 seconds, not {:?}",
+                self.connection_timeout
+            ));
+        }
+        for (name, value) in [
+            ("max_connections", self.max_connections),
+            ("max_payload_bytes", self.max_payload_bytes),
+            ("max_inflight", self.max_inflight),
+            ("max_segments", self.max_segments),
+            ("uplink_queue", self.uplink_queue),
+        ] {
+            if value == 0 {
+                p.push(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_outgoing_packets == 0 {
+            p.push("max_outgoing_packets must be at least 1".to_owned());
+        }
+        if self.segment_bytes < self.max_payload_bytes + TOPIC_HEADROOM {
+            p.push(format!(
+                "segment_bytes ({}) must hold at least one message of max_payload_bytes ({}) plus its topic",
+                self.segment_bytes, self.max_payload_bytes
+            ));
+        }
+        p
+    }
+
+    fn rumqttd_config(&self, auth: Arc<dyn Authenticator>) -> Config {
+        let mut connections = ConnectionSettings {
+            connection_timeout_ms: u16::try_from(self.connection_timeout.as_millis())
+                .unwrap_or(u16::MAX),
+            max_payload_size: self.max_payload_bytes + TOPIC_HEADROOM,
+            max_inflight_count: self.max_inflight,
+            // Static username/password pairs: none; `external_auth` below decides.
+            auth: None,
+            external_auth: None,
+            // No log per unknown topic: a publish that matches no subscription is refused.
+            dynamic_filters: false,
+        };
+        connections.set_auth_handler(move |client_id, username, password| {
+            std::future::ready(auth.authenticate(&client_id, &username, &password))
+        });
+        let server = ServerSettings {
+            name: "fieldlink-mqtt".to_owned(),
+            listen: self.listen,
+            tls: None,
+            next_connection_delay_ms: self.accept_delay_ms,
+            connections,
+        };
+        let router = RouterConfig {
+            // +1: fieldlink's own in-process link is a connection too.
+            max_connections: self.max_connections + 1,
+            max_outgoing_packet_count: self.max_outgoing_packets,
+            max_segment_size: self.segment_bytes,
+            max_segment_count: self.max_segments,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        };
+        Config {
+            id: 0,
+            router,
+            v4: Some(HashMap::from([("fieldlink".to_owned(), server)])),
+            v5: None,
+            ws: None,
+            cluster: None,
+            // rumqttd's console and Prometheus exporter would open ports of their own; fieldlink
+            // serves its metrics itself.
+            console: None,
+            bridge: None,
+            prometheus: None,
+            // The router's meters (connection count) every second, read by the link thread.
+            metrics: Some(HashMap::from([(MetricType::Meters, meter_settings())])),
+        }
+    }
+}
+
+/// rumqttd's `MetricSettings` has private fields; its serde form is the only constructor.
+fn meter_settings() -> MetricSettings {
+    use serde::de::value::{Error, MapDeserializer};
+    let secs = link::METER_INTERVAL.as_secs();
+    MetricSettings::deserialize(MapDeserializer::<_, Error>::new(
+        [("push_interval", secs)].into_iter(),
+    ))
+    .expect("push_interval is MetricSettings' only field")
+}
+
+/// A running embedded broker. Dropping it does not stop rumqttd (see the module notes).
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    listen: SocketAddr,
+    listening: Arc<AtomicBool>,
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd on `cfg.listen` and fieldlink's link to it, subscribed to `topics`'
+    /// uplink filters. Handsets are let in when `auth` says so.
+    ///
+    /// The port is checked first, so that a port already taken is an error in words. rumqttd
+    /// then binds it on its own thread a moment later: a client connecting in that moment is
+    /// refused once and retries, as MQTT clients do.
+    ///
+    /// `metrics` gets `fieldlink_connected_handsets`; cancelling `shutdown` stops the link
+    /// thread (await `Source::worker`).
+    pub fn start(
+        cfg: &EmbeddedBrokerConfig,
+        auth: Arc<dyn Authenticator>,
+        topics: &Topics,
+        metrics: &IngestMetrics,
+        shutdown: CancellationToken,
+    ) -> Result<(EmbeddedBroker, Source), IngestError> {
+        let problems = cfg.problems();
+        if !problems.is_empty() {
+            return Err(IngestError::InvalidConfig(problems.join("; ")));
+        }
+        check_port(cfg.listen)?;
+
+        let mut broker = Broker::new(cfg.rumqttd_config(auth));
+        // Take the link before starting: `start` blocks for the broker's life.
+        let (mut link_tx, link_rx) = broker
+            .link(link::CLIENT_ID)
+            .map_err(|e| IngestError::Link(e.to_string()))?;
+        let meters = broker
+            .meters()
+            .map_err(|e| IngestError::Link(e.to_string()))?;
+        let mut filters = topics.uplink_filters().to_vec();
+        filters.push(format!("{}/+/+/+", topics.owntracks_prefix()));
+        for filter in &filters {
+            link_tx
+                .subscribe(filter.clone())
+                .map_err(|e| IngestError::Link(e.to_string()))?;
+        }
+
+        let listening = Arc::new(AtomicBool::new(true));
+        let listen = cfg.listen;
+        {
+            let listening = Arc::clone(&listening);
+            std::thread::Builder::new()
+                .name("fieldlink-mqtt-broker".to_owned())
+                .spawn(move || {
+                    // Returns only when rumqttd's listener thread ends (it failed to bind or
+                    // crashed); rumqttd logs why.
+                    let result = broker.start();
+                    listening.store(false, Ordering::Release);
+                    tracing::error!(%listen, ?result, "the embedded MQTT broker stopped listening");
+                })
+                .map_err(|source| IngestError::Thread {
+                    name: "fieldlink-mqtt-broker",
+                    source,
+                })?;
+        }
+
+        // The queue between the link thread and the pipeline. When it is full the link thread
+        // waits (`blocking_send`): rumqttd then stops forwarding to the link and keeps the
+        // uplink in its commit log (up to segment_bytes × max_segments), still accepting from
+        // handsets. Past that it skips the link ahead and the oldest messages are lost; a
+        // handset is never blocked by a slow decoder.
+        let (tx, uplink) = mpsc::channel(cfg.uplink_queue);
+        let link_tx = Arc::new(Mutex::new(link_tx));
+        let link_up = Arc::new(AtomicBool::new(true));
+        let consumer = link::Consumer {
+            link_rx,
+            link_tx: Arc::clone(&link_tx),
+            meters,
+            tick_topic: link::tick_topic(topics),
+            tx,
+            metrics: metrics.clone(),
+            shutdown,
+            link_up: Arc::clone(&link_up),
+            listening: Arc::clone(&listening),
+        };
+        let handle = std::thread::Builder::new()
+            .name("fieldlink-mqtt-link".to_owned())
+            .spawn(move || consumer.run())
+            .map_err(|source| IngestError::Thread {
+                name: "fieldlink-mqtt-link",
+                source,
+            })?;
+
+        let source = Source {
+            uplink,
+            downlink: Downlink::embedded(topics.clone(), link_tx, link_up),
+            worker: SourceWorker::thread(handle),
+        };
+        tracing::info!(%listen, "embedded MQTT broker listening");
+        Ok((EmbeddedBroker { listen, listening }, source))
+    }
+
+    /// The address handsets connect to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// False once rumqttd's listener has stopped (it could not bind, or failed).
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+}
+
+/// Binds `addr` once with std, and lets go, so that a taken port is reported in words before
+/// rumqttd (which would only log it on its own thread) tries.
+fn check_port(addr: SocketAddr) -> Result<(), IngestError> {
+    match TcpListener::bind(addr) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let mut suggestion = addr;
+            suggestion.set_port(addr.port().wrapping_add(1).max(1));
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                match addr {
+                    SocketAddr::V4(a) => a.ip().to_string(),
+                    SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                }
+            };
+            Err(IngestError::PortInUse {
+                addr,
+                suggestion,
+                url: format!("mqtt://{host}:{}", addr.port()),
+            })
+        }
+        Err(source) => Err(IngestError::Bind { addr, source }),
+    }
+}

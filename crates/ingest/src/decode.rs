@@ -1,0 +1,269 @@
+//! Decoding and *structural* validation of one uplink message.
+//!
+//! [`Decoder::decode`] turns `(topic, payload)` into an [`Envelope`] or a [`Rejection`] that says
+//! why not, in words and as a metric label ([`Rejection::reason`]). It does no I/O and reads no
+//! clock, so it is tested and benchmarked without a broker.
+//!
+//! Structural means: the topic is ours and names a unit, the payload is small enough and
+//! decodes, the unit in the payload (if any) is the topic's, the unit is known and active, and
+//! every number is finite and in its range. Plausibility (zero fix, future, too old, duplicate,
+//! jump) is the location crate's business, which keeps filtered fixes in history.
+//!
+//! Checks run cheapest first (topic, size, unit directory, then decoding), so a flood from an
+//! unknown unit costs no protobuf work.
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+
+use fieldlink_proto::owntracks;
+use fieldlink_proto::v1;
+use fieldlink_proto::{Topic, Topics, UnitId, UplinkKind};
+use prost::Message;
+use serde::Deserialize;
+
+mod rejection;
+mod validate;
+
+pub use rejection::Rejection;
+pub(crate) use rejection::clip;
+
+/// Which units may speak: known to fieldlink and not disabled.
+pub trait UnitDirectory {
+    /// True when `unit` is provisioned and enabled.
+    fn is_active(&self, unit: &UnitId) -> bool;
+}
+
+impl<S: BuildHasher> UnitDirectory for HashSet<UnitId, S> {
+    fn is_active(&self, unit: &UnitId) -> bool {
+        self.contains(unit)
+    }
+}
+
+/// Size limits applied before and after decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest payload accepted, bytes. A 1,000-fix batch is about 40 KiB.
+    pub max_payload_bytes: usize,
+    /// Most fixes in one `GpsReport` (a handset's buffer after a long tunnel).
+    pub max_batch_fixes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload_bytes: 64 * 1024,
+            max_batch_fixes: 1000,
+        }
+    }
+}
+
+/// A decoded, structurally valid uplink and the unit it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The unit named by the topic (for OwnTracks: the topic's user).
+    pub unit: UnitId,
+    /// The message.
+    pub message: Uplink,
+}
+
+/// One uplink message, by topic kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Uplink {
+    /// `gps`: one fix or a batch (at least one fix, at most [`Limits::max_batch_fixes`]).
+    Gps(v1::GpsReport),
+    /// `status`: heartbeat, or the last will (`online = false`).
+    Status(v1::StatusHeartbeat),
+    /// `ptt`: floor request, release or talk-burst report.
+    Ptt(v1::PttMessage),
+    /// `video`: stream started, stopped or keepalive.
+    Video(v1::VideoMessage),
+    /// `sos`: the emergency button.
+    Sos(v1::Sos),
+    /// `ack`: work-order or command receipt.
+    Ack(v1::Ack),
+    /// `report`: field report or duty status.
+    Report(v1::Report),
+    /// OwnTracks `_type: location`.
+    OwnTracksLocation {
+        /// The OwnTracks device (last topic level).
+        device: String,
+        /// The fix as the app sent it (units as the OwnTracks booklet defines them).
+        location: owntracks::Location,
+    },
+    /// OwnTracks `_type: lwt`: the app's connection went away.
+    OwnTracksLwt {
+        /// The OwnTracks device (last topic level).
+        device: String,
+    },
+}
+
+impl Uplink {
+    /// Every [`Uplink::kind`] label, for metrics.
+    pub const KINDS: [&'static str; 8] = [
+        "gps",
+        "status",
+        "ptt",
+        "video",
+        "sos",
+        "ack",
+        "report",
+        "owntracks",
+    ];
+
+    /// The metric label of this message: the topic kind, or `owntracks`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Uplink::Gps(_) => "gps",
+            Uplink::Status(_) => "status",
+            Uplink::Ptt(_) => "ptt",
+            Uplink::Video(_) => "video",
+            Uplink::Sos(_) => "sos",
+            Uplink::Ack(_) => "ack",
+            Uplink::Report(_) => "report",
+            Uplink::OwnTracksLocation { .. } | Uplink::OwnTracksLwt { .. } => "owntracks",
+        }
+    }
+}
+
+/// Decodes and validates uplinks under one topic grammar and one set of limits.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    topics: Topics,
+    limits: Limits,
+}
+
+impl Decoder {
+    /// A decoder for topics under `topics`.
+    pub fn new(topics: Topics, limits: Limits) -> Self {
+        Decoder { topics, limits }
+    }
+
+    /// The topic grammar.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Decodes one message received on `topic`; `units` says which units may speak.
+    pub fn decode(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        units: &dyn UnitDirectory,
+    ) -> Result<Envelope, Rejection> {
+        let (unit, body) = match self.topics.parse(topic) {
+            Ok(Topic::Uplink { unit, kind }) => (unit, Body::Protobuf(kind)),
+            Ok(Topic::OwnTracks { user, device }) => (user, Body::OwnTracks(device)),
+            Ok(Topic::Downlink { .. }) => {
+                return Err(Rejection::NotUplink {
+                    topic: rejection::clip(topic),
+                });
+            }
+            Err(error) => return Err(Rejection::bad_topic(topic, &error)),
+        };
+        if payload.len() > self.limits.max_payload_bytes {
+            return Err(Rejection::TooLarge {
+                size: payload.len(),
+                max: self.limits.max_payload_bytes,
+            });
+        }
+        if !units.is_active(&unit) {
+            return Err(Rejection::UnknownUnit { unit });
+        }
+        let message = match body {
+            Body::Protobuf(kind) => self.decode_protobuf(&unit, kind, payload)?,
+            Body::OwnTracks(device) => decode_owntracks(device, payload)?,
+        };
+        Ok(Envelope { unit, message })
+    }
+
+    fn decode_protobuf(
+        &self,
+        unit: &UnitId,
+        kind: UplinkKind,
+        payload: &[u8],
+    ) -> Result<Uplink, Rejection> {
+        use validate::{check_ack, check_gps, check_report, check_sos, check_status, check_unit};
+        Ok(match kind {
+            UplinkKind::Gps => {
+                let m: v1::GpsReport = decode_pb(payload, "GpsReport")?;
+                check_unit(&m.unit, unit)?;
+                check_gps(&m, self.limits.max_batch_fixes)?;
+                Uplink::Gps(m)
+            }
+            UplinkKind::Status => {
+                let m: v1::StatusHeartbeat = decode_pb(payload, "StatusHeartbeat")?;
+                check_unit(&m.unit, unit)?;
+                check_status(&m)?;
+                Uplink::Status(m)
+            }
+            UplinkKind::Ptt => {
+                let m: v1::PttMessage = decode_pb(payload, "PttMessage")?;
+                check_unit(&m.unit, unit)?;
+                Uplink::Ptt(m)
+            }
+            UplinkKind::Video => {
+                let m: v1::VideoMessage = decode_pb(payload, "VideoMessage")?;
+                check_unit(&m.unit, unit)?;
+                Uplink::Video(m)
+            }
+            UplinkKind::Sos => {
+                let m: v1::Sos = decode_pb(payload, "Sos")?;
+                check_unit(&m.unit, unit)?;
+                check_sos(&m)?;
+                Uplink::Sos(m)
+            }
+            UplinkKind::Ack => {
+                let m: v1::Ack = decode_pb(payload, "Ack")?;
+                check_unit(&m.unit, unit)?;
+                check_ack(&m)?;
+                Uplink::Ack(m)
+            }
+            UplinkKind::Report => {
+                let m: v1::Report = decode_pb(payload, "Report")?;
+                check_unit(&m.unit, unit)?;
+                check_report(&m)?;
+                Uplink::Report(m)
+            }
+        })
+    }
+}
+
+/// What the topic says the payload is.
+enum Body {
+    Protobuf(UplinkKind),
+    OwnTracks(String),
+}
+
+fn decode_pb<M: Message + Default>(payload: &[u8], what: &'static str) -> Result<M, Rejection> {
+    M::decode(payload).map_err(|e| Rejection::Malformed {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn decode_owntracks(device: String, payload: &[u8]) -> Result<Uplink, Rejection> {
+    match owntracks::decode(payload) {
+        Ok(owntracks::Message::Location(location)) => {
+            validate::check_owntracks(&location)?;
+            Ok(Uplink::OwnTracksLocation { device, location })
+        }
+        Ok(owntracks::Message::Lwt(_)) => Ok(Uplink::OwnTracksLwt { device }),
+        Ok(owntracks::Message::Encrypted(_)) => Err(Rejection::EncryptedUnsupported),
+        Ok(owntracks::Message::Other(kind)) => Err(Rejection::IgnoredType {
+            kind: rejection::clip(&kind),
+        }),
+        Err(e) => Err(Rejection::Malformed {
+            what: "OwnTracks JSON",
+            detail: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

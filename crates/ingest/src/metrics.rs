@@ -1,0 +1,261 @@
+//! The ingest metrics, and the rate-limited log of rejections.
+//!
+//! [`IngestMetrics::register`] puts these on the server's registry (served at `/metrics`):
+//!
+//! | metric | meaning |
+//! | --- | --- |
+//! | `fieldlink_mqtt_messages_total{kind}` | accepted uplinks, by kind (`gps`, ..., `owntracks`) |
+//! | `fieldlink_mqtt_rejected_total{reason}` | refused uplinks, by [`Rejection::reason`] |
+//! | `fieldlink_decode_seconds` | decode + validate time per message |
+//! | `fieldlink_connected_handsets` | MQTT clients connected to the embedded broker |
+//! | `fieldlink_uplink_queue_depth` | messages waiting between the broker and the pipeline |
+//! | `fieldlink_broker_reconnects_total` | reconnections to an external broker |
+//!
+//! Every label value is created at registration, so a dashboard sees zeros rather than gaps,
+//! and the hot path touches pre-resolved counters (no label hashing per message).
+//!
+//! A flood of bad messages must not flood the log: each reason logs at most one line per
+//! [`LOG_INTERVAL`], and the next line says how many were suppressed in between.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::decode::{Rejection, Uplink};
+
+/// At most one log line per rejection reason per this interval.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// The ingest metrics. Cheap to clone (shared inside).
+#[derive(Clone, Debug)]
+pub struct IngestMetrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    messages: Vec<Counter>,
+    rejected: Vec<Counter>,
+    decode_seconds: Histogram,
+    connected_handsets: Gauge,
+    uplink_queue_depth: Gauge,
+    broker_reconnects: Counter,
+    log_limiter: Mutex<LogLimiter>,
+}
+
+impl IngestMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let messages = Family::<Labels, Counter>::default();
+        let rejected = Family::<Labels, Counter>::default();
+        // Decoding one message takes a few microseconds: buckets from 1 µs to ~33 ms.
+        let decode_seconds = Histogram::new(exponential_buckets(1e-6, 2.0, 16));
+        let inner = Inner {
+            messages: Uplink::KINDS
+                .iter()
+                .map(|k| messages.get_or_create(&[("kind", *k)]).clone())
+                .collect(),
+            rejected: Rejection::REASONS
+                .iter()
+                .map(|r| rejected.get_or_create(&[("reason", *r)]).clone())
+                .collect(),
+            decode_seconds: decode_seconds.clone(),
+            connected_handsets: Gauge::default(),
+            uplink_queue_depth: Gauge::default(),
+            broker_reconnects: Counter::default(),
+            log_limiter: Mutex::new(LogLimiter::new(LOG_INTERVAL)),
+        };
+        registry.register(
+            "fieldlink_mqtt_messages",
+            "MQTT uplink messages accepted, by kind",
+            messages,
+        );
+        registry.register(
+            "fieldlink_mqtt_rejected",
+            "MQTT uplink messages refused, by reason",
+            rejected,
+        );
+        registry.register(
+            "fieldlink_decode_seconds",
+            "Time to decode and validate one uplink message",
+            decode_seconds,
+        );
+        registry.register(
+            "fieldlink_connected_handsets",
+            "MQTT clients connected to the embedded broker (refreshed every second)",
+            inner.connected_handsets.clone(),
+        );
+        registry.register(
+            "fieldlink_uplink_queue_depth",
+            "Uplink messages waiting between the broker and the decoder",
+            inner.uplink_queue_depth.clone(),
+        );
+        registry.register(
+            "fieldlink_broker_reconnects",
+            "Reconnections to the external MQTT broker",
+            inner.broker_reconnects.clone(),
+        );
+        IngestMetrics {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Accepted messages of `kind` (one of [`Uplink::KINDS`]) so far.
+    pub fn messages_total(&self, kind: &str) -> u64 {
+        Uplink::KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.inner.messages[i].get())
+    }
+
+    /// Refused messages for `reason` (one of [`Rejection::REASONS`]) so far.
+    pub fn rejected_total(&self, reason: &str) -> u64 {
+        Rejection::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.inner.rejected[i].get())
+    }
+
+    /// The current `fieldlink_connected_handsets`.
+    pub fn connected_handsets(&self) -> i64 {
+        self.inner.connected_handsets.get()
+    }
+
+    /// Reconnections to the external broker so far.
+    pub fn broker_reconnects_total(&self) -> u64 {
+        self.inner.broker_reconnects.get()
+    }
+
+    pub(crate) fn accepted(&self, message: &Uplink) {
+        if let Some(i) = Uplink::KINDS.iter().position(|k| *k == message.kind()) {
+            self.inner.messages[i].inc();
+        }
+    }
+
+    /// Counts `rejection` and logs it, rate-limited per reason.
+    pub(crate) fn rejected(&self, topic: &str, rejection: &Rejection) {
+        let i = rejection.index();
+        self.inner.rejected[i].inc();
+        let verdict = self
+            .inner
+            .log_limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(i, Instant::now());
+        if let Some(suppressed) = verdict {
+            let reason = rejection.reason();
+            if matches!(rejection, Rejection::NotUplink { .. }) {
+                // fieldlink's own downlinks come back on the uplink subscription: not news.
+                tracing::debug!(reason, suppressed, "MQTT message ignored: {rejection}");
+            } else {
+                tracing::warn!(
+                    reason,
+                    suppressed,
+                    topic = %crate::decode::clip(topic),
+                    "MQTT message refused: {rejection}"
+                );
+            }
+        }
+    }
+
+    pub(crate) fn observe_decode(&self, elapsed: Duration) {
+        self.inner.decode_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn set_connected_handsets(&self, n: i64) {
+        self.inner.connected_handsets.set(n);
+    }
+
+    pub(crate) fn set_queue_depth(&self, n: usize) {
+        self.inner
+            .uplink_queue_depth
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn broker_reconnected(&self) {
+        self.inner.broker_reconnects.inc();
+    }
+}
+
+/// One log line per key per interval; counts what it holds back.
+#[derive(Debug)]
+struct LogLimiter {
+    interval: Duration,
+    /// Per key: when it last logged, and how many were suppressed since.
+    slots: Vec<Option<(Instant, u64)>>,
+}
+
+impl LogLimiter {
+    fn new(interval: Duration) -> Self {
+        LogLimiter {
+            interval,
+            slots: vec![None; Rejection::REASONS.len()],
+        }
+    }
+
+    /// `Some(suppressed since the last line)` when key `i` may log at `now`, else `None`.
+    fn allow(&mut self, i: usize, now: Instant) -> Option<u64> {
+        let slot = &mut self.slots[i];
+        match slot {
+            Some((last, suppressed)) if now.duration_since(*last) < self.interval => {
+                *suppressed += 1;
+                None
+            }
+            Some((last, suppressed)) => {
+                let n = *suppressed;
+                *last = now;
+                *suppressed = 0;
+                Some(n)
+            }
+            None => {
+                *slot = Some((now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_logs_once_per_interval_and_counts_the_rest() {
+        let mut l = LogLimiter::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(l.allow(0, t0), Some(0));
+        for s in 1..10 {
+            assert_eq!(l.allow(0, t0 + Duration::from_secs(s)), None);
+        }
+        // another reason has its own budget
+        assert_eq!(l.allow(1, t0 + Duration::from_secs(1)), Some(0));
+        assert_eq!(l.allow(0, t0 + Duration::from_secs(10)), Some(9));
+        assert_eq!(l.allow(0, t0 + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn every_label_is_present_from_the_start() {
+        let mut registry = Registry::default();
+        let _m = IngestMetrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for kind in Uplink::KINDS {
+            assert!(text.contains(&format!("fieldlink_mqtt_messages_total{{kind=\"{kind}\"}} 0")));
+        }
+        for reason in Rejection::REASONS {
+            assert!(text.contains(&format!(
+                "fieldlink_mqtt_rejected_total{{reason=\"{reason}\"}} 0"
+            )));
+        }
+        assert!(text.contains("fieldlink_connected_handsets 0"));
+        assert!(text.contains("fieldlink_broker_reconnects_total 0"));
+        assert!(text.contains("fieldlink_decode_seconds_bucket"));
+    }
+}

@@ -1,0 +1,168 @@
+//! What a broker connection gives the rest of fieldlink, whichever broker it is: the uplink
+//! queue, the downlink publisher, and the worker to wait for at shutdown.
+//!
+//! The embedded broker ([`crate::broker`]) and an external one ([`crate::external`]) both
+//! produce a [`Source`]; nothing downstream knows which it got.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fieldlink_proto::{Topics, UnitId};
+use rumqttd::local::LinkTx;
+use tokio::sync::mpsc;
+
+use crate::IngestError;
+
+/// One MQTT message as the broker delivered it, before decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    /// The topic it was published on.
+    pub topic: String,
+    /// The payload, as sent.
+    pub payload: Bytes,
+}
+
+/// A connected broker: uplinks come out of `uplink`, downlinks go in through `downlink`.
+#[derive(Debug)]
+pub struct Source {
+    /// Every message on the uplink subscriptions, in arrival order per publisher. Bounded
+    /// (`uplink_queue` in the broker's config); see the broker modules for what happens when
+    /// it is full.
+    pub uplink: mpsc::Receiver<RawMessage>,
+    /// Publishes to handsets; clone it freely.
+    pub downlink: Downlink,
+    /// The thread or task feeding `uplink`; await [`SourceWorker::join`] after cancelling the
+    /// shutdown token given at start.
+    pub worker: SourceWorker,
+}
+
+/// Publishes downlinks (`{root}/u/{unit}/down`, QoS 1) and says whether the broker is usable.
+#[derive(Clone)]
+pub struct Downlink {
+    topics: Topics,
+    transport: Transport,
+    connected: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+enum Transport {
+    /// rumqttd's in-process link. `LinkTx::publish` takes `&mut self` and may block briefly
+    /// on the router's bounded channel, so it sits behind a std mutex and is called from
+    /// `spawn_blocking` (downlinks are rare: work orders, floor answers).
+    Embedded(Arc<Mutex<LinkTx>>),
+    /// A rumqttc client of the external broker.
+    External(rumqttc::AsyncClient),
+}
+
+impl Downlink {
+    pub(crate) fn embedded(topics: Topics, link: Arc<Mutex<LinkTx>>, up: Arc<AtomicBool>) -> Self {
+        Downlink {
+            topics,
+            transport: Transport::Embedded(link),
+            connected: up,
+        }
+    }
+
+    pub(crate) fn external(
+        topics: Topics,
+        client: rumqttc::AsyncClient,
+        up: Arc<AtomicBool>,
+    ) -> Self {
+        Downlink {
+            topics,
+            transport: Transport::External(client),
+            connected: up,
+        }
+    }
+
+    /// Publishes `payload` (an encoded `fieldlink.v1.Downlink`) to `unit`'s downlink topic.
+    ///
+    /// Delivery is QoS 1 to the handset. On the embedded broker the message enters the router
+    /// in-process and rumqttd delivers it at the QoS the handset subscribed with (QoS 1 for a
+    /// handset following the README). On an external broker it is published with QoS 1; while
+    /// that broker is unreachable, rumqttc holds it in its request queue (this call waits when
+    /// that queue is full). Returns once the broker (or the client's queue) has it, not when
+    /// the handset does: receipts (`Ack`) are how fieldlink learns of delivery.
+    pub async fn publish(&self, unit: &UnitId, payload: Bytes) -> Result<(), IngestError> {
+        let topic = self.topics.downlink(unit);
+        match &self.transport {
+            Transport::Embedded(link) => {
+                let link = Arc::clone(link);
+                tokio::task::spawn_blocking(move || {
+                    let mut link = link.lock().unwrap_or_else(|p| p.into_inner());
+                    link.publish(topic, payload)
+                        .map(drop)
+                        .map_err(|e| IngestError::Link(e.to_string()))
+                })
+                .await
+                .map_err(|_| IngestError::Closed)?
+            }
+            Transport::External(client) => client
+                .publish_bytes(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|_| IngestError::Closed),
+        }
+    }
+
+    /// True while the broker is usable: the embedded broker listens and fieldlink's link to
+    /// it is up, or the external broker has acknowledged the connection. For `/readyz`.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Downlink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let transport = match self.transport {
+            Transport::Embedded(_) => "embedded",
+            Transport::External(_) => "external",
+        };
+        f.debug_struct("Downlink")
+            .field("root", &self.topics.root())
+            .field("transport", &transport)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// The thread or task that feeds a [`Source`]'s uplink queue.
+#[derive(Debug)]
+pub struct SourceWorker {
+    inner: Worker,
+}
+
+#[derive(Debug)]
+enum Worker {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl SourceWorker {
+    pub(crate) fn thread(handle: std::thread::JoinHandle<()>) -> Self {
+        SourceWorker {
+            inner: Worker::Thread(handle),
+        }
+    }
+
+    pub(crate) fn task(handle: tokio::task::JoinHandle<()>) -> Self {
+        SourceWorker {
+            inner: Worker::Task(handle),
+        }
+    }
+
+    /// Waits for the worker to end. It ends soon after the shutdown token given at start is
+    /// cancelled (within a quarter second for the embedded link), or when the uplink receiver
+    /// is dropped.
+    pub async fn join(self) {
+        match self.inner {
+            Worker::Thread(handle) => {
+                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            }
+            Worker::Task(handle) => {
+                let _ = handle.await;
+            }
+        }
+    }
+}

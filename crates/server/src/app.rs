@@ -1,0 +1,298 @@
+//! Wiring: builds every part from the config, starts the tasks, and stops them in order.
+//!
+//! [`start`] is what `fieldlink serve` and the end-to-end tests call: it returns a [`Server`]
+//! with the bound addresses (port 0 works for HTTP), and [`Server::shutdown`] drains it under a
+//! grace timeout. Nothing is spawned that the [`TaskTracker`] does not wait for, except the
+//! embedded broker's own threads (rumqttd has no stop; they end with the process).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use fieldlink_clock::SharedClock;
+use fieldlink_ingest::{
+    Decoder, EmbeddedBroker, EmbeddedBrokerConfig, ExternalBrokerConfig, IngestMetrics, Limits,
+    Source,
+};
+use fieldlink_location::Tracker;
+use fieldlink_store::{Store, StoreConfig};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::metrics::ServerMetrics;
+use crate::persist::{self, PendingWrites};
+use crate::state::{AppState, Inner};
+use crate::{admin, http, provision, uplink};
+
+/// How often the credential cache is refreshed from the store.
+const CREDENTIAL_REFRESH: Duration = Duration::from_secs(3);
+/// How often presence timeouts are evaluated.
+const PRESENCE_TICK: Duration = Duration::from_secs(1);
+/// Decoded uplinks waiting for the location core; when full, the decoder waits (back-pressure
+/// onto the broker link), so nothing decoded is dropped here.
+const RECEIVED_QUEUE: usize = 10_000;
+
+/// A running fieldlink.
+#[derive(Debug)]
+pub struct Server {
+    http_addr: SocketAddr,
+    mqtt_addr: Option<SocketAddr>,
+    state: AppState,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    first_run: Option<String>,
+    _broker: Option<EmbeddedBroker>,
+}
+
+impl Server {
+    /// Where the HTTP API listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where the embedded broker listens (`None` with an external broker).
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
+    }
+
+    /// The shared state (tests read the tracker and the store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Credentials created on this first start (admin token, demo unit), if any.
+    pub fn first_run(&self) -> Option<&str> {
+        self.first_run.as_deref()
+    }
+
+    /// A token that stops the server when cancelled (signals are wired to it in `main`).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting work, lets tasks finish within `grace`, writes pending positions.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "some tasks did not finish within the grace period; stopping anyway"
+            );
+        }
+        self.state.store.close().await;
+    }
+
+    /// Waits until the shutdown token is cancelled, then shuts down within `grace`.
+    pub async fn run_until_stopped(self, grace: Duration) {
+        self.shutdown.cancelled().await;
+        self.shutdown(grace).await;
+    }
+}
+
+/// Opens the configured store (creating the data directory for SQLite).
+pub async fn open_store(config: &Config) -> Result<Store> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {} (choose another with --data)",
+            config.data_dir.display()
+        )
+    })?;
+    let url = config.store.effective_url(&config.data_dir);
+    let pg_schema = Some(config.store.pg_schema.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    Store::open(&StoreConfig { url, pg_schema })
+        .await
+        .context("cannot open the store")
+}
+
+/// Builds and starts everything.
+pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
+    let topics = config.mqtt.topics()?;
+    let store = open_store(&config).await?;
+    let now = clock.now();
+    for unit in &config.units {
+        provision::sync_configured_unit(&store, unit, now)
+            .await
+            .with_context(|| format!("provisioning unit {} from the config file", unit.id))?;
+    }
+    let first_run = admin::bootstrap(&store, now).await?;
+    let credentials = Credentials::load(store.clone()).await?;
+
+    let mut registry = Registry::default();
+    let metrics = ServerMetrics::register(&mut registry);
+    let ingest_metrics = IngestMetrics::register(&mut registry);
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    let (source, broker, mqtt_addr) = if config.mqtt.embedded() {
+        let broker_config = EmbeddedBrokerConfig {
+            listen: config.mqtt.listen,
+            max_connections: config.mqtt.max_connections,
+            max_payload_bytes: config.mqtt.max_payload_bytes,
+            uplink_queue: config.mqtt.uplink_queue,
+            ..EmbeddedBrokerConfig::default()
+        };
+        let auth = Arc::new(HandsetAuth(credentials.clone()));
+        let (broker, source) = EmbeddedBroker::start(
+            &broker_config,
+            auth,
+            &topics,
+            &ingest_metrics,
+            shutdown.clone(),
+        )?;
+        (source, Some(broker), Some(config.mqtt.listen))
+    } else {
+        let external = ExternalBrokerConfig {
+            url: config.mqtt.url.clone(),
+            client_id: config.mqtt.client_id.clone(),
+            username: Some(config.mqtt.username.clone()).filter(|s| !s.is_empty()),
+            password: Some(config.mqtt.password.clone()).filter(|s| !s.is_empty()),
+            uplink_queue: config.mqtt.uplink_queue,
+            ..ExternalBrokerConfig::default()
+        };
+        let source =
+            fieldlink_ingest::connect(&external, &topics, &ingest_metrics, shutdown.clone())?;
+        (source, None, None)
+    };
+    let Source {
+        uplink: raw_uplink,
+        downlink,
+        worker,
+    } = source;
+    tasks.spawn(worker.join());
+
+    let state = AppState::new(Inner {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        tracker: Mutex::new(Tracker::new(config.location.clone())),
+        registry,
+        metrics,
+        clock: clock.clone(),
+        downlink,
+    });
+    let restored = persist::restore(&state, &store).await?;
+    tracing::info!(units = restored, "latest positions restored from the store");
+
+    let decoder = Decoder::new(
+        topics.clone(),
+        Limits {
+            max_payload_bytes: config.mqtt.max_payload_bytes,
+            max_batch_fixes: config.mqtt.max_batch_fixes,
+        },
+    );
+    let (received_tx, received_rx) = mpsc::channel(RECEIVED_QUEUE);
+    tasks.spawn(fieldlink_ingest::run(
+        raw_uplink,
+        decoder,
+        Arc::new(ActiveUnits(credentials.clone())),
+        clock.clone(),
+        ingest_metrics,
+        received_tx,
+        shutdown.clone(),
+    ));
+    let pending = PendingWrites::default();
+    tasks.spawn(uplink::run(
+        received_rx,
+        state.clone(),
+        pending.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(persist::run(
+        state.clone(),
+        pending,
+        config.store.flush_interval(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(presence_ticker(state.clone(), shutdown.clone()));
+    tasks.spawn(refresh_credentials(credentials, shutdown.clone()));
+
+    let listener = TcpListener::bind(config.http.listen).await.with_context(|| {
+        format!(
+            "cannot listen for HTTP on {}: the port may be in use by another program; choose another with --http, e.g. --http 127.0.0.1:8081",
+            config.http.listen
+        )
+    })?;
+    let http_addr = listener.local_addr()?;
+    {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = http::serve(listener, state, shutdown).await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+    }
+    tracing::info!(%http_addr, mqtt = ?mqtt_addr, broker = if config.mqtt.embedded() { "embedded" } else { config.mqtt.url.as_str() }, "fieldlink is running");
+    Ok(Server {
+        http_addr,
+        mqtt_addr,
+        state,
+        shutdown,
+        tasks,
+        first_run,
+        _broker: broker,
+    })
+}
+
+/// The embedded broker's CONNECT check, backed by the credential cache.
+struct HandsetAuth(Credentials);
+
+impl fieldlink_ingest::Authenticator for HandsetAuth {
+    fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool {
+        let ok = self.0.authenticate_handset(client_id, username, password);
+        if !ok {
+            tracing::warn!(
+                client_id,
+                username,
+                "MQTT connect refused: unknown unit, disabled, or wrong secret"
+            );
+        }
+        ok
+    }
+}
+
+/// Ingest's "is this a known, enabled unit" check, backed by the credential cache.
+struct ActiveUnits(Credentials);
+
+impl fieldlink_ingest::UnitDirectory for ActiveUnits {
+    fn is_active(&self, unit: &fieldlink_proto::UnitId) -> bool {
+        self.0.unit_active(unit.as_str())
+    }
+}
+
+async fn presence_ticker(state: AppState, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(PRESENCE_TICK);
+    while shutdown.run_until_cancelled(ticker.tick()).await.is_some() {
+        let now = state.clock.now();
+        let mut tracker = state.tracker();
+        for event in tracker.tick(now) {
+            tracing::info!(unit = %event.unit, from = event.from.as_str(), to = event.to.as_str(), "presence changed");
+        }
+        let online = tracker
+            .iter()
+            .filter(|s| s.presence == fieldlink_location::Presence::Online)
+            .count();
+        state.metrics.units_online.set(online as i64);
+    }
+}
+
+async fn refresh_credentials(credentials: Credentials, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(CREDENTIAL_REFRESH);
+    while shutdown.run_until_cancelled(ticker.tick()).await.is_some() {
+        if let Err(e) = credentials.reload().await {
+            tracing::warn!(error = %e, "could not refresh units and tokens from the store; keeping the cached ones");
+        }
+    }
+}

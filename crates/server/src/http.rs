@@ -1,0 +1,49 @@
+//! The HTTP API: health, metrics and the `/api/v1` resources.
+//!
+//! `app(state)` builds the router without a socket, so tests can drive it directly; `serve`
+//! runs it on a listener until shutdown. Health and metrics need no token; everything under
+//! `/api/v1` needs `Authorization: Bearer <token>` with a role that allows the call.
+
+mod auth;
+mod error;
+mod ops;
+mod units;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Authenticated;
+pub use error::ApiError;
+
+use crate::state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/units", get(units::list).post(units::create))
+        .route("/api/v1/units/{id}", get(units::get_one))
+        .route("/api/v1/units/{id}/disable", post(units::disable))
+        .route("/api/v1/units/{id}/enable", post(units::enable))
+        .route(
+            "/api/v1/units/{id}/rotate-secret",
+            post(units::rotate_secret),
+        )
+        .fallback(ops::not_found)
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

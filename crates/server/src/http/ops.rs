@@ -1,0 +1,58 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics, and the 404 answer.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the broker side is connected and the store answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let broker = state.downlink.is_connected();
+    let store = state.store.ping().await;
+    let ready = broker && store.is_ok();
+    let body = json!({
+        "ready": ready,
+        "broker": if broker { "connected" } else { "not connected" },
+        "store": match &store { Ok(()) => "open".to_owned(), Err(e) => format!("error: {e}") },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: every metric in the Prometheus / OpenMetrics text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        tracing::error!(error = %e, "could not encode metrics");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Any other path.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "no_such_endpoint",
+        format!("there is no endpoint at {}", uri.path()),
+    )
+}

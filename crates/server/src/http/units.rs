@@ -1,0 +1,219 @@
+//! `/api/v1/units`: the responders, their latest position and presence, and their provisioning.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use fieldlink_location::UnitState;
+use fieldlink_proto::UnitId;
+use fieldlink_store::{Role, UnitRecord, UnitType};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::provision::{self, UnitSpec};
+use crate::state::AppState;
+
+/// One unit as the command room sees it.
+#[derive(Debug, Serialize)]
+pub struct UnitView {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    unit_type: UnitType,
+    skills: Vec<String>,
+    disabled: bool,
+    /// True while the unit's presence is online (fresh fixes or heartbeats).
+    online: bool,
+    /// `online`, `stale`, `offline`, or `unknown` before the first message.
+    presence: &'static str,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    /// When the handset took the latest fix (RFC 3339).
+    fix_time: Option<String>,
+    /// When that fix reached fieldlink (RFC 3339).
+    received_at: Option<String>,
+    /// When any message from the unit last arrived (RFC 3339).
+    last_seen: Option<String>,
+    accuracy_m: Option<f32>,
+    speed_mps: Option<f32>,
+    heading_deg: Option<f32>,
+    battery_pct: Option<f32>,
+    /// `native` (fieldlink protobuf) or `own_tracks`.
+    source: Option<String>,
+}
+
+impl UnitView {
+    fn new(record: &UnitRecord, state: Option<&UnitState>) -> Self {
+        let fix = state.map(|s| &s.fix);
+        UnitView {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            unit_type: record.unit_type,
+            skills: record.skills.clone(),
+            disabled: record.disabled,
+            online: state.is_some_and(|s| s.presence == fieldlink_location::Presence::Online),
+            presence: state.map_or("unknown", |s| s.presence.as_str()),
+            lat: fix.map(|f| f.lat),
+            lon: fix.map(|f| f.lon),
+            fix_time: fix.map(|f| f.fix_time.to_rfc3339()),
+            received_at: state.map(|s| s.received_at.to_rfc3339()),
+            last_seen: state.map(|s| s.last_seen.to_rfc3339()),
+            accuracy_m: fix.and_then(|f| f.accuracy_m),
+            speed_mps: fix.and_then(|f| f.speed_mps),
+            heading_deg: fix.and_then(|f| f.heading_deg),
+            battery_pct: fix.and_then(|f| f.battery_pct),
+            source: fix.map(|f| {
+                serde_json::to_value(f.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
+        }
+    }
+}
+
+/// `GET /api/v1/units` (viewer)
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Vec<UnitView>>, ApiError> {
+    auth.require(Role::Viewer)?;
+    let records = state.credentials.units();
+    let tracker = state.tracker();
+    Ok(Json(
+        records
+            .iter()
+            .map(|r| UnitView::new(r, tracker.get(&r.id)))
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/units/{id}` (viewer)
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<UnitView>, ApiError> {
+    auth.require(Role::Viewer)?;
+    let record = state
+        .credentials
+        .unit(&id)
+        .ok_or_else(|| unit_not_found(&id))?;
+    let tracker = state.tracker();
+    Ok(Json(UnitView::new(&record, tracker.get(&id))))
+}
+
+/// Body of `POST /api/v1/units`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUnitBody {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default, rename = "type")]
+    unit_type: Option<UnitType>,
+    #[serde(default)]
+    skills: Vec<String>,
+}
+
+/// A unit with its secret, answered once on creation or rotation.
+#[derive(Debug, Serialize)]
+pub struct IssuedUnit {
+    #[serde(flatten)]
+    unit: UnitView,
+    /// The MQTT password of this unit. Shown once; only a hash is stored.
+    secret: String,
+}
+
+/// `POST /api/v1/units` (admin): creates a unit and returns its secret once.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Json(body): Json<NewUnitBody>,
+) -> Result<(StatusCode, Json<IssuedUnit>), ApiError> {
+    auth.require(Role::Admin)?;
+    let id =
+        UnitId::new(body.id).map_err(|e| ApiError::bad_request("bad_unit_id", e.to_string()))?;
+    let issued = provision::add_unit(
+        &state.store,
+        UnitSpec {
+            id,
+            name: body.name,
+            unit_type: body.unit_type.unwrap_or_default(),
+            skills: body.skills,
+        },
+        state.clock.now(),
+    )
+    .await?;
+    state.credentials.put_unit(issued.record.clone());
+    tracing::info!(unit = %issued.record.id, by = %auth.0.name, "unit created");
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedUnit {
+            unit: UnitView::new(&issued.record, None),
+            secret: issued.secret,
+        }),
+    ))
+}
+
+/// `POST /api/v1/units/{id}/disable` (admin): its next connect and its next message are refused.
+pub async fn disable(
+    state: State<AppState>,
+    auth: Authenticated,
+    id: Path<String>,
+) -> Result<Json<UnitView>, ApiError> {
+    set_disabled(state, auth, id, true).await
+}
+
+/// `POST /api/v1/units/{id}/enable` (admin)
+pub async fn enable(
+    state: State<AppState>,
+    auth: Authenticated,
+    id: Path<String>,
+) -> Result<Json<UnitView>, ApiError> {
+    set_disabled(state, auth, id, false).await
+}
+
+async fn set_disabled(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    disabled: bool,
+) -> Result<Json<UnitView>, ApiError> {
+    auth.require(Role::Admin)?;
+    state
+        .credentials
+        .unit(&id)
+        .ok_or_else(|| unit_not_found(&id))?;
+    let record =
+        provision::set_unit_disabled(&state.store, &id, disabled, state.clock.now()).await?;
+    state.credentials.put_unit(record.clone());
+    tracing::info!(unit = %id, disabled, by = %auth.0.name, "unit access changed");
+    let tracker = state.tracker();
+    Ok(Json(UnitView::new(&record, tracker.get(&id))))
+}
+
+/// `POST /api/v1/units/{id}/rotate-secret` (admin): a new secret, returned once.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<IssuedUnit>, ApiError> {
+    auth.require(Role::Admin)?;
+    state
+        .credentials
+        .unit(&id)
+        .ok_or_else(|| unit_not_found(&id))?;
+    let issued = provision::rotate_unit_secret(&state.store, &id, state.clock.now()).await?;
+    state.credentials.put_unit(issued.record.clone());
+    tracing::info!(unit = %id, by = %auth.0.name, "unit secret rotated");
+    let view = UnitView::new(&issued.record, state.tracker().get(&id));
+    Ok(Json(IssuedUnit {
+        unit: view,
+        secret: issued.secret,
+    }))
+}
+
+fn unit_not_found(id: &str) -> ApiError {
+    ApiError::not_found("unit_not_found", format!("no unit has the id {id:?}"))
+}

@@ -1,0 +1,29 @@
+//! The `fieldlink` server: config, wiring, HTTP API, provisioning, graceful shutdown.
+//!
+//! Layout (one concept per module):
+//! - [`config`]: the config tree, its sources (file, `FIELDLINK_*`, flags) and validation.
+//! - [`cli`]: the command line; [`admin`]: `fieldlink units|tokens ...` and the first-run bootstrap.
+//! - [`app`]: builds every part and starts the tasks ([`start`] returns a running [`Server`]).
+//! - [`credentials`]: the cache of units and API tokens (MQTT CONNECT and `Authorization`).
+//! - [`provision`]: creating units and tokens, shared by the CLI and the admin API.
+//! - [`uplink`]: decoded uplinks into the location core; [`persist`]: positions to the store.
+//! - [`http`]: the HTTP API; [`metrics`]: the server's metrics; [`telemetry`]: logging.
+//! - [`state`]: what the handlers and tasks share.
+//!
+//! `src/main.rs` is the thin binary around these.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod http;
+pub mod metrics;
+pub mod persist;
+pub mod provision;
+pub mod state;
+pub mod telemetry;
+pub mod uplink;
+
+pub use app::{Server, start};
+pub use config::Config;

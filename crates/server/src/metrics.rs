@@ -1,0 +1,62 @@
+//! The server's own metrics (the ingest crate registers its own beside them).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of `fieldlink_fixes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `accepted`, `out_of_order`, or the filter that rejected the fix.
+    pub outcome: &'static str,
+}
+
+/// Metrics of the server crate.
+#[derive(Debug, Clone, Default)]
+pub struct ServerMetrics {
+    /// API calls refused for a missing, unknown or wrong token.
+    pub auth_refused: Counter,
+    /// Fixes by what became of them in the location core.
+    pub fixes: Family<OutcomeLabel, Counter>,
+    /// Units whose presence is online.
+    pub units_online: Gauge,
+    /// Track-history rows written to the store.
+    pub track_rows_written: Counter,
+    /// Failed writes of positions or history (retried on the next flush).
+    pub store_write_errors: Counter,
+}
+
+impl ServerMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ServerMetrics::default();
+        registry.register(
+            "fieldlink_http_auth_refused",
+            "API calls refused for a missing, unknown, revoked or wrong token",
+            m.auth_refused.clone(),
+        );
+        registry.register(
+            "fieldlink_fixes",
+            "Position fixes by outcome: accepted, out_of_order, or the filter that rejected them",
+            m.fixes.clone(),
+        );
+        registry.register(
+            "fieldlink_units_online",
+            "Units whose presence is online",
+            m.units_online.clone(),
+        );
+        registry.register(
+            "fieldlink_track_rows_written",
+            "Track-history rows written to the store",
+            m.track_rows_written.clone(),
+        );
+        registry.register(
+            "fieldlink_store_write_errors",
+            "Failed writes of positions or history to the store (kept and retried)",
+            m.store_write_errors.clone(),
+        );
+        m
+    }
+}

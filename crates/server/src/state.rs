@@ -1,0 +1,78 @@
+//! The state every HTTP handler and background task shares.
+//!
+//! Owns nothing itself: the store is the system of record, the tracker and credentials are caches
+//! rebuilt from it at start. The tracker sits behind a std `Mutex` (as mini-redis's `Db` does):
+//! every critical section is a few hash-map and index operations with no `.await` inside, so an
+//! async lock would only add cost.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use fieldlink_clock::SharedClock;
+use fieldlink_ingest::Downlink;
+use fieldlink_location::Tracker;
+use fieldlink_store::Store;
+use prometheus_client::registry::Registry;
+
+use crate::credentials::Credentials;
+use crate::metrics::ServerMetrics;
+
+/// Shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// The system of record.
+    pub store: Store,
+    /// Units and API tokens.
+    pub credentials: Credentials,
+    /// Latest positions and presence.
+    pub tracker: Mutex<Tracker>,
+    /// Every metric, for `/metrics`.
+    pub registry: Registry,
+    /// The server's own metric handles.
+    pub metrics: ServerMetrics,
+    /// The clock all decisions use.
+    pub clock: SharedClock,
+    /// Publishes to handsets; also tells whether the broker side is connected.
+    pub downlink: Downlink,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("downlink", &self.downlink)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+
+    /// The parts.
+    pub fn inner(&self) -> &Inner {
+        &self.0
+    }
+
+    /// Locks the tracker (briefly: never hold it across an `.await`).
+    pub fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        self.0.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,157 @@
+//! What happens to a decoded uplink: the path from ingest into the location core.
+//!
+//! Runs as one task reading ingest's bounded `Received` channel. A GPS fix goes through the
+//! location core (filters, latest position, presence) under a brief lock, and is queued for the
+//! store (history always, flagged when filtered; the latest-position snapshot when it became the
+//! latest). Heartbeats keep a unit present; last wills (MQTT or OwnTracks) mark it offline. The
+//! other kinds (PTT, video, SOS, receipts, reports) are counted by ingest and handled by the crates
+//! that later issues add.
+
+use fieldlink_clock::Timestamp;
+use fieldlink_ingest::{Received, Uplink};
+use fieldlink_location::{Fix, FixOutcome, FixSource};
+use fieldlink_proto::{owntracks, v1};
+use fieldlink_store::TrackRow;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::OutcomeLabel;
+use crate::persist::PendingWrites;
+use crate::state::AppState;
+
+/// Applies every received uplink until the channel closes or `shutdown` fires.
+pub async fn run(
+    mut received: mpsc::Receiver<Received>,
+    state: AppState,
+    pending: PendingWrites,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let item = tokio::select! {
+            item = received.recv() => item,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(item) = item else { break };
+        apply(&state, &pending, item);
+    }
+}
+
+/// Applies one uplink.
+pub fn apply(state: &AppState, pending: &PendingWrites, item: Received) {
+    let unit = item.envelope.unit.as_str();
+    let now = item.received_at;
+    match item.envelope.message {
+        Uplink::Gps(report) => {
+            for fix in &report.fixes {
+                apply_fix(state, pending, unit, fix_from_proto(fix), now);
+            }
+        }
+        Uplink::OwnTracksLocation { location, .. } => {
+            apply_fix(state, pending, unit, fix_from_owntracks(&location), now);
+        }
+        Uplink::Status(status) if !status.online => mark_offline(state, unit, now),
+        Uplink::OwnTracksLwt { .. } => mark_offline(state, unit, now),
+        _ => {
+            if let Some(event) = state.tracker().seen(unit, now) {
+                tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
+            }
+        }
+    }
+}
+
+fn apply_fix(state: &AppState, pending: &PendingWrites, unit: &str, fix: Fix, now: Timestamp) {
+    let outcome: FixOutcome = state.tracker().apply_fix(unit, fix, now);
+    let label = match (&outcome.rejected, outcome.latest_updated) {
+        (Some(reason), _) => reason.as_str(),
+        (None, true) => "accepted",
+        (None, false) => "out_of_order",
+    };
+    state
+        .metrics
+        .fixes
+        .get_or_create(&OutcomeLabel { outcome: label })
+        .inc();
+    if let Some(event) = &outcome.presence {
+        tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
+    }
+    let row = track_row(
+        unit,
+        &fix,
+        now,
+        outcome.rejected.map(|r| r.as_str().to_owned()),
+    );
+    pending.push(row, outcome.latest_updated);
+}
+
+fn mark_offline(state: &AppState, unit: &str, now: Timestamp) {
+    if let Some(event) = state.tracker().mark_offline(unit, now) {
+        tracing::info!(unit, from = %event.from.as_str(), "unit went offline (last will)");
+    }
+}
+
+/// A protobuf fix as the location core's [`Fix`].
+pub fn fix_from_proto(f: &v1::GpsFix) -> Fix {
+    Fix {
+        fix_time: Timestamp::from_millis(f.fix_time_ms),
+        lat: f.lat,
+        lon: f.lon,
+        alt_m: f.alt_m,
+        accuracy_m: f.accuracy_m,
+        speed_mps: f.speed_mps,
+        heading_deg: f.heading_deg,
+        battery_pct: f.battery_pct,
+        satellites: f.satellites,
+        source: FixSource::Native,
+        seq: f.seq,
+    }
+}
+
+/// An OwnTracks location as the location core's [`Fix`] (`vel` km/h becomes m/s).
+pub fn fix_from_owntracks(l: &owntracks::Location) -> Fix {
+    Fix {
+        fix_time: Timestamp::from_secs(l.tst),
+        lat: l.lat,
+        lon: l.lon,
+        alt_m: l.alt,
+        accuracy_m: l.acc.map(|a| a as f32),
+        speed_mps: l.speed_mps().map(|v| v as f32),
+        heading_deg: l.cog.map(|c| c as f32),
+        battery_pct: l.batt.map(|b| b as f32),
+        satellites: 0,
+        source: FixSource::OwnTracks,
+        seq: 0,
+    }
+}
+
+fn track_row(unit: &str, fix: &Fix, received_at: Timestamp, flag: Option<String>) -> TrackRow {
+    TrackRow {
+        unit: unit.to_owned(),
+        fix_time: fix.fix_time,
+        received_at,
+        lat: fix.lat,
+        lon: fix.lon,
+        alt_m: fix.alt_m,
+        accuracy_m: fix.accuracy_m,
+        speed_mps: fix.speed_mps,
+        heading_deg: fix.heading_deg,
+        battery_pct: fix.battery_pct,
+        source: source_name(fix.source).to_owned(),
+        flag,
+    }
+}
+
+/// The stored name of a fix source.
+pub fn source_name(source: FixSource) -> &'static str {
+    match source {
+        FixSource::Native => "native",
+        FixSource::OwnTracks => "owntracks",
+    }
+}
+
+/// The stored name back to a fix source.
+pub fn source_from_name(name: &str) -> FixSource {
+    match name {
+        "owntracks" => FixSource::OwnTracks,
+        _ => FixSource::Native,
+    }
+}

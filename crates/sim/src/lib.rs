@@ -1,0 +1,116 @@
+//! The simulated fleet: virtual handsets that talk to fieldlink over real MQTT.
+//!
+//! Tests, demos and benchmarks use it to put responders on the street without phones.
+//!
+//! # Layout
+//!
+//! - [`handset`]: one virtual handset, a real rumqttc client with its own credentials (client id =
+//!   username = unit id, password = secret), a last will on its `status` topic, a subscription to its
+//!   own downlink, and publishes that wait for the broker's PUBACK when asked.
+//! - [`route`]: a seeded movement model on a street-like grid inside a bounding box (default:
+//!   Shangcheng district, Hangzhou) at the speed of a unit on foot, on an e-bike or in a car. No I/O.
+//! - [`fleet`]: N handsets connected with bounded concurrency, each publishing fixes along its route
+//!   at an interval, with counters, the last published position per unit, and a clean stop.
+//!
+//! # Not here yet
+//!
+//! Issue 7 grows this crate into responders with behaviour: heartbeats and duty status, PTT bursts,
+//! video streams and field reports, going offline and sending buffered batches, answering work
+//! orders (receipts, human-like acceptance delays, moving to the scene, arrival and resolution), a
+//! `fieldlink sim` subcommand with progress on the terminal, and the load benchmark.
+
+pub mod fleet;
+pub mod handset;
+pub mod route;
+
+use std::time::Duration;
+
+use fieldlink_proto::UnitId;
+use thiserror::Error;
+
+pub use fleet::{Fleet, FleetConfig, FleetStats, PublishedFix};
+pub use handset::{Handset, HandsetConfig};
+pub use route::{Bbox, Route, RoutePoint, UnitKind};
+pub use rumqttc::QoS;
+
+/// What can go wrong when a simulated handset talks to a broker.
+#[derive(Debug, Error)]
+pub enum SimError {
+    /// The broker address is not `host:port`.
+    #[error("broker address {0:?} is not host:port (for example 127.0.0.1:1883)")]
+    BadBroker(String),
+    /// The broker answered CONNECT with a refusal.
+    #[error("the broker at {broker} refused unit {unit}: {reason}")]
+    Refused {
+        /// `host:port`
+        broker: String,
+        /// The unit that tried to connect.
+        unit: UnitId,
+        /// The CONNACK return code, in words.
+        reason: &'static str,
+    },
+    /// The connection could not be made (nothing listening, network error, protocol error).
+    #[error("unit {unit} could not connect to the broker at {broker}: {source}")]
+    Connect {
+        /// `host:port`
+        broker: String,
+        /// The unit that tried to connect.
+        unit: UnitId,
+        /// What rumqttc reported.
+        #[source]
+        source: rumqttc::ConnectionError,
+    },
+    /// CONNACK or SUBACK did not come in time.
+    #[error("unit {unit} got no answer from the broker at {broker} within {after:?}")]
+    ConnectTimeout {
+        /// `host:port`
+        broker: String,
+        /// The unit that tried to connect.
+        unit: UnitId,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The broker refused the subscription to the unit's own downlink.
+    #[error(
+        "the broker refused unit {unit} a subscription to {topic} (does its ACL grant the unit its downlink?)"
+    )]
+    SubscribeRefused {
+        /// The unit.
+        unit: UnitId,
+        /// The downlink topic.
+        topic: String,
+    },
+    /// The handset's connection is gone (lost, or closed with `disconnect`); what was not
+    /// acknowledged may not have been delivered.
+    #[error("unit {unit} is not connected to the broker: {reason}")]
+    Disconnected {
+        /// The unit.
+        unit: UnitId,
+        /// Why the connection ended.
+        reason: String,
+    },
+    /// A QoS 1/2 publish was not acknowledged in time; it may or may not have been delivered.
+    #[error("unit {unit}: the broker did not acknowledge the publish on {topic} within {after:?}")]
+    AckTimeout {
+        /// The unit.
+        unit: UnitId,
+        /// The topic of the publish.
+        topic: String,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// Some handsets of a fleet could not connect; the fleet was stopped.
+    #[error("{failed} of {total} handsets could not connect; the first error: {first}")]
+    FleetConnect {
+        /// How many failed.
+        failed: usize,
+        /// How many were asked for.
+        total: usize,
+        /// The first failure.
+        #[source]
+        first: Box<SimError>,
+    },
+    /// The configuration cannot work (every problem, in words).
+    #[error("the simulator configuration is not usable: {}", .0.join("; "))]
+    Config(Vec<String>),
+}
