@@ -109,8 +109,10 @@ impl TestServer {
                 (Some(dir), path)
             }
         };
-        let mut config = Config::default();
-        config.data_dir = data_dir;
+        let mut config = Config {
+            data_dir,
+            ..Config::default()
+        };
         config.http.listen = "127.0.0.1:0".parse().expect("addr");
         config.mqtt.topic_root = format!("{tag}/fl/v1");
         config.mqtt.owntracks_prefix = format!("{tag}/owntracks");

@@ -113,7 +113,7 @@ async fn an_owntracks_location_shows_in_the_api() {
         .await
         .expect("published");
     let u = wait_for_position(&srv, "u000", 30.2596, 120.1772).await;
-    assert_eq!(u["source"], json!("own_tracks"));
+    assert_eq!(u["source"], json!("owntracks"));
     assert_eq!(u["accuracy_m"], json!(12.0));
     srv.stop().await;
 }
@@ -288,8 +288,10 @@ async fn a_taken_mqtt_port_is_explained() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = fieldlink_server::Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = fieldlink_server::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.mqtt.listen = addr;
     let err = fieldlink_server::start(config, std::sync::Arc::new(fieldlink_clock::SystemClock))
@@ -341,4 +343,35 @@ async fn the_same_gateway_works_on_postgresql() {
     protobuf_fix_shows_in_the_api(&srv).await;
     srv.stop().await;
     fieldlink_store::testing::drop_schema(&pg).await;
+}
+
+#[tokio::test]
+async fn an_oversized_payload_is_refused_and_counted_and_the_next_fix_lands() {
+    let srv = TestServer::start(Options {
+        units: 1,
+        ..Default::default()
+    })
+    .await;
+    let handset = srv.handset(0).await;
+    let topic = srv
+        .topics
+        .uplink(&srv.units[0].id, fieldlink_proto::UplinkKind::Gps);
+    let too_big = vec![0u8; srv.config.mqtt.max_payload_bytes + 1];
+    handset
+        .publish_raw(&topic, too_big, fieldlink_sim::QoS::AtLeastOnce)
+        .await
+        .expect("the broker takes it; fieldlink refuses it");
+    eventually(WAIT, "too_large to be counted", || async {
+        (srv.metric("fieldlink_mqtt_rejected_total{reason=\"too_large\"}")
+            .await
+            >= 1.0)
+            .then_some(())
+    })
+    .await;
+    handset
+        .publish_fix_qos1(fix(30.2711, 120.1611, now_ms()))
+        .await
+        .expect("published");
+    wait_for_position(&srv, "u000", 30.2711, 120.1611).await;
+    srv.stop().await;
 }

@@ -182,17 +182,21 @@ impl EmbeddedBrokerConfig {
             bridge: None,
             prometheus: None,
             // The router's meters (connection count) every second, read by the link thread.
-            metrics: Some(HashMap::from([(MetricType::Meters, meter_settings())])),
+            // Alerts must be configured too: rumqttd 0.20's timer thread unwraps both intervals
+            // (link/timer.rs) and panics when either is missing. Nobody reads alerts yet.
+            metrics: Some(HashMap::from([
+                (MetricType::Meters, push_every(link::METER_INTERVAL)),
+                (MetricType::Alerts, push_every(Duration::from_secs(60))),
+            ])),
         }
     }
 }
 
 /// rumqttd's `MetricSettings` has private fields; its serde form is the only constructor.
-fn meter_settings() -> MetricSettings {
+fn push_every(interval: Duration) -> MetricSettings {
     use serde::de::value::{Error, MapDeserializer};
-    let secs = link::METER_INTERVAL.as_secs();
     MetricSettings::deserialize(MapDeserializer::<_, Error>::new(
-        [("push_interval", secs)].into_iter(),
+        [("push_interval", interval.as_secs().max(1))].into_iter(),
     ))
     .expect("push_interval is MetricSettings' only field")
 }

@@ -247,7 +247,9 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
         for kind in Uplink::KINDS {
-            assert!(text.contains(&format!("fieldlink_mqtt_messages_total{{kind=\"{kind}\"}} 0")));
+            assert!(text.contains(&format!(
+                "fieldlink_mqtt_messages_total{{kind=\"{kind}\"}} 0"
+            )));
         }
         for reason in Rejection::REASONS {
             assert!(text.contains(&format!(

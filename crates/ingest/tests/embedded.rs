@@ -19,21 +19,36 @@ async fn a_fix_a_batch_and_an_owntracks_location_arrive() {
     let p7 = Handset::unit(broker.listen_addr(), "p7", "s3cret-p7").await;
     let t = ingest.topics.clone();
 
-    p7.publish(&t.uplink(&unit("p7"), UplinkKind::Gps), gps("one", "p7", vec![fix(1)]))
+    p7.publish(
+        &t.uplink(&unit("p7"), UplinkKind::Gps),
+        gps("one", "p7", vec![fix(1)]),
+    )
+    .await;
+    let r = ingest
+        .next_where("the single fix", |r| is_gps(r, "one"))
         .await;
-    let r = ingest.next_where("the single fix", |r| is_gps(r, "one")).await;
     assert_eq!(r.envelope.unit, unit("p7"));
-    assert_eq!(r.received_at, START, "received_at comes from the injected clock");
-    let Uplink::Gps(report) = &r.envelope.message else { unreachable!() };
+    assert_eq!(
+        r.received_at, START,
+        "received_at comes from the injected clock"
+    );
+    let Uplink::Gps(report) = &r.envelope.message else {
+        unreachable!()
+    };
     assert_eq!(report.fixes, vec![fix(1)]);
 
     ingest.clock.advance(Duration::from_secs(5));
     let batch: Vec<_> = (2..=5).map(fix).collect();
-    p7.publish(&t.uplink(&unit("p7"), UplinkKind::Gps), gps("batch", "", batch.clone()))
-        .await;
+    p7.publish(
+        &t.uplink(&unit("p7"), UplinkKind::Gps),
+        gps("batch", "", batch.clone()),
+    )
+    .await;
     let r = ingest.next_where("the batch", |r| is_gps(r, "batch")).await;
     assert_eq!(r.received_at, START.plus(Duration::from_secs(5)));
-    let Uplink::Gps(report) = &r.envelope.message else { unreachable!() };
+    let Uplink::Gps(report) = &r.envelope.message else {
+        unreachable!()
+    };
     assert_eq!(report.fixes, batch);
 
     let json = r#"{"_type":"location","lat":30.2601,"lon":120.1779,"tst":1764446399,"acc":9,"vel":7.2,"batt":63,"tid":"p7"}"#;
@@ -48,11 +63,17 @@ async fn a_fix_a_batch_and_an_owntracks_location_arrive() {
         unreachable!()
     };
     assert_eq!(device, "phone");
-    assert_eq!((location.lat, location.lon, location.tst), (30.2601, 120.1779, 1_764_446_399));
+    assert_eq!(
+        (location.lat, location.lon, location.tst),
+        (30.2601, 120.1779, 1_764_446_399)
+    );
 
     assert_eq!(ingest.metrics.messages_total("gps"), 2);
     assert_eq!(ingest.metrics.messages_total("owntracks"), 1);
-    assert_eq!(ingest.sample("fieldlink_mqtt_messages_total{kind=\"gps\"}"), 2.0);
+    assert_eq!(
+        ingest.sample("fieldlink_mqtt_messages_total{kind=\"gps\"}"),
+        2.0
+    );
     assert!(ingest.sample("fieldlink_decode_seconds_count") >= 3.0);
 }
 
@@ -63,7 +84,11 @@ async fn wrong_credentials_are_refused_at_connect() {
     // A good handset first, so the listener is surely up and refusals are the broker's.
     let _p7 = Handset::unit(addr, "p7", "s3cret-p7").await;
 
-    assert!(try_connect(addr, "bike-2", "s3cret-b2", "bike-2").await.is_ok());
+    assert!(
+        try_connect(addr, "bike-2", "s3cret-b2", "bike-2")
+            .await
+            .is_ok()
+    );
     for (user, pass, client_id, case) in [
         ("bike-2", "wrong", "bike-2", "wrong password"),
         ("ghost", "s3cret-b2", "ghost", "unknown unit"),
@@ -92,22 +117,102 @@ async fn every_rule_counts_its_reason_and_the_next_good_message_lands() {
         gps("bad", "p7", vec![x])
     };
     let cases: Vec<(&str, &Handset, String, Bytes)> = vec![
-        ("bad_topic", &p7, format!("{}/u/p7/teleport", t.root()), gps("x", "p7", vec![fix(1)])),
-        ("bad_topic", &p7, format!("{}/p7/phone/event", t.owntracks_prefix()), Bytes::from_static(b"{}")),
-        ("not_uplink", &p7, t.downlink(&unit("p7")), Bytes::from_static(b"\x0a\x01x")),
-        ("too_large", &p7, gps_topic.clone(), Bytes::from(vec![0u8; 3000])),
-        ("malformed", &p7, gps_topic.clone(), Bytes::from_static(&[0xff, 0xff, 0xff])),
-        ("malformed", &p7, ot_topic.clone(), Bytes::from_static(b"{\"_type\":")),
-        ("unit_mismatch", &p7, gps_topic.clone(), gps("x", "bike-2", vec![fix(1)])),
-        ("unknown_unit", &p9, t.uplink(&unit("p9"), UplinkKind::Gps), gps("x", "p9", vec![fix(1)])),
-        ("bad_coordinates", &p7, gps_topic.clone(), bad_fix(|f| f.lat = 91.0)),
-        ("bad_value", &p7, gps_topic.clone(), bad_fix(|f| f.speed_mps = Some(-3.0))),
-        ("bad_value", &p7, gps_topic.clone(), bad_fix(|f| f.heading_deg = Some(361.0))),
-        ("bad_value", &p7, gps_topic.clone(), bad_fix(|f| f.battery_pct = Some(120.0))),
-        ("empty_batch", &p7, gps_topic.clone(), gps("x", "p7", vec![])),
-        ("batch_too_large", &p7, gps_topic.clone(), gps("x", "p7", (0..6).map(fix).collect())),
-        ("ignored_type", &p7, ot_topic.clone(), Bytes::from_static(br#"{"_type":"waypoint","desc":"x"}"#)),
-        ("encrypted_unsupported", &p7, ot_topic.clone(), Bytes::from_static(br#"{"_type":"encrypted","data":"AAAA"}"#)),
+        (
+            "bad_topic",
+            &p7,
+            format!("{}/u/p7/teleport", t.root()),
+            gps("x", "p7", vec![fix(1)]),
+        ),
+        (
+            "bad_topic",
+            &p7,
+            format!("{}/p7/phone/event", t.owntracks_prefix()),
+            Bytes::from_static(b"{}"),
+        ),
+        (
+            "not_uplink",
+            &p7,
+            t.downlink(&unit("p7")),
+            Bytes::from_static(b"\x0a\x01x"),
+        ),
+        (
+            "too_large",
+            &p7,
+            gps_topic.clone(),
+            Bytes::from(vec![0u8; 3000]),
+        ),
+        (
+            "malformed",
+            &p7,
+            gps_topic.clone(),
+            Bytes::from_static(&[0xff, 0xff, 0xff]),
+        ),
+        (
+            "malformed",
+            &p7,
+            ot_topic.clone(),
+            Bytes::from_static(b"{\"_type\":"),
+        ),
+        (
+            "unit_mismatch",
+            &p7,
+            gps_topic.clone(),
+            gps("x", "bike-2", vec![fix(1)]),
+        ),
+        (
+            "unknown_unit",
+            &p9,
+            t.uplink(&unit("p9"), UplinkKind::Gps),
+            gps("x", "p9", vec![fix(1)]),
+        ),
+        (
+            "bad_coordinates",
+            &p7,
+            gps_topic.clone(),
+            bad_fix(|f| f.lat = 91.0),
+        ),
+        (
+            "bad_value",
+            &p7,
+            gps_topic.clone(),
+            bad_fix(|f| f.speed_mps = Some(-3.0)),
+        ),
+        (
+            "bad_value",
+            &p7,
+            gps_topic.clone(),
+            bad_fix(|f| f.heading_deg = Some(361.0)),
+        ),
+        (
+            "bad_value",
+            &p7,
+            gps_topic.clone(),
+            bad_fix(|f| f.battery_pct = Some(120.0)),
+        ),
+        (
+            "empty_batch",
+            &p7,
+            gps_topic.clone(),
+            gps("x", "p7", vec![]),
+        ),
+        (
+            "batch_too_large",
+            &p7,
+            gps_topic.clone(),
+            gps("x", "p7", (0..6).map(fix).collect()),
+        ),
+        (
+            "ignored_type",
+            &p7,
+            ot_topic.clone(),
+            Bytes::from_static(br#"{"_type":"waypoint","desc":"x"}"#),
+        ),
+        (
+            "encrypted_unsupported",
+            &p7,
+            ot_topic.clone(),
+            Bytes::from_static(br#"{"_type":"encrypted","data":"AAAA"}"#),
+        ),
     ];
     let mut covered = std::collections::HashSet::new();
     for (i, (reason, handset, topic, payload)) in cases.into_iter().enumerate() {
@@ -120,12 +225,24 @@ async fn every_rule_counts_its_reason_and_the_next_good_message_lands() {
         })
         .await;
         let series = format!("fieldlink_mqtt_rejected_total{{reason=\"{reason}\"}}");
-        assert_eq!(ingest.sample(&series), (before + 1) as f64, "{series} in /metrics");
+        assert_eq!(
+            ingest.sample(&series),
+            (before + 1) as f64,
+            "{series} in /metrics"
+        );
 
         let id = format!("good-{i}");
-        p7.publish(&gps_topic, gps(&id, "p7", vec![fix(i as u64)])).await;
-        ingest.next_where(&format!("the good message after {reason}"), |r| is_gps(r, &id)).await;
-        assert!(p7.is_connected(), "{reason}: the handset must not be cut off");
+        p7.publish(&gps_topic, gps(&id, "p7", vec![fix(i as u64)]))
+            .await;
+        ingest
+            .next_where(&format!("the good message after {reason}"), |r| {
+                is_gps(r, &id)
+            })
+            .await;
+        assert!(
+            p7.is_connected(),
+            "{reason}: the handset must not be cut off"
+        );
     }
     for reason in fieldlink_ingest::Rejection::REASONS {
         assert!(covered.contains(reason), "no case for {reason}");
@@ -144,7 +261,12 @@ async fn a_burst_of_2000_messages_all_arrive() {
             for i in 0..2000u64 {
                 let payload = gps(&format!("b{i}"), "p7", vec![fix(i)]);
                 client
-                    .publish(topic.as_str(), rumqttc::QoS::AtMostOnce, false, payload.to_vec())
+                    .publish(
+                        topic.as_str(),
+                        rumqttc::QoS::AtMostOnce,
+                        false,
+                        payload.to_vec(),
+                    )
                     .await
                     .expect("queue open");
             }
@@ -152,7 +274,11 @@ async fn a_burst_of_2000_messages_all_arrive() {
     };
     let mut seen = 0;
     while seen < 2000 {
-        ingest.next_where("burst messages", |r| matches!(r.envelope.message, Uplink::Gps(_))).await;
+        ingest
+            .next_where("burst messages", |r| {
+                matches!(r.envelope.message, Uplink::Gps(_))
+            })
+            .await;
         seen += 1;
     }
     publisher.await.expect("publisher done");
@@ -187,15 +313,28 @@ async fn a_downlink_reaches_the_subscribed_handset() {
             .expect("downlink publish");
         match tokio::time::timeout(Duration::from_millis(200), p7.incoming.recv()).await {
             Ok(Some(p)) => break p,
-            _ => assert!(tokio::time::Instant::now() < deadline, "no downlink within {WAIT:?}"),
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no downlink within {WAIT:?}"
+            ),
         }
     };
     assert_eq!(got.topic, down);
-    assert_eq!(got.qos, rumqttc::QoS::AtLeastOnce, "delivered at the subscription's QoS 1");
-    assert_eq!(v1::Downlink::decode(got.payload).expect("decodes").id, "d-1");
+    assert_eq!(
+        got.qos,
+        rumqttc::QoS::AtLeastOnce,
+        "delivered at the subscription's QoS 1"
+    );
+    assert_eq!(
+        v1::Downlink::decode(got.payload).expect("decodes").id,
+        "d-1"
+    );
     // fieldlink's own downlink comes back on the uplink filter and is ignored, counted.
     let metrics = ingest.metrics.clone();
-    eventually("own downlink counted", WAIT, || metrics.rejected_total("not_uplink") >= 1).await;
+    eventually("own downlink counted", WAIT, || {
+        metrics.rejected_total("not_uplink") >= 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,9 +371,15 @@ async fn a_taken_port_is_said_in_words_with_the_fix() {
     assert!(matches!(err, IngestError::PortInUse { .. }), "{err:?}");
     let text = err.to_string();
     let port = cfg.listen.port();
-    assert!(text.contains(&format!("MQTT port 127.0.0.1:{port} is already in use")), "{text}");
+    assert!(
+        text.contains(&format!("MQTT port 127.0.0.1:{port} is already in use")),
+        "{text}"
+    );
     assert!(text.contains("--mqtt 127.0.0.1:"), "{text}");
-    assert!(text.contains(&format!("mqtt.url = \"mqtt://127.0.0.1:{port}\"")), "{text}");
+    assert!(
+        text.contains(&format!("mqtt.url = \"mqtt://127.0.0.1:{port}\"")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,8 +25,12 @@ pub struct LocationConfig {
     pub hysteresis_m: f64,
     /// The profile of a unit nobody gave a profile to.
     pub default_profile: UnitProfile,
-    /// Named profiles per unit type (`foot`, `bike`, `car`); see [`LocationConfig::profile`].
+    /// Named profiles per unit type (`on_foot`, `e_bike`, `motorcycle`, `car`, `other`: the store's
+    /// unit types); see [`LocationConfig::profile`].
     pub unit_types: BTreeMap<String, UnitProfile>,
+    /// Cell size of the spatial grid in metres: about ten units per cell where they are
+    /// densest is best (see `benches/index.rs`).
+    pub index_cell_m: f64,
     /// Track history older than this may be deleted by the store.
     #[serde(with = "duration_serde")]
     pub track_retention: Duration,
@@ -34,10 +38,16 @@ pub struct LocationConfig {
 
 impl Default for LocationConfig {
     fn default() -> Self {
-        let unit_types = [("foot", 12.0), ("bike", 20.0), ("car", 60.0)]
-            .into_iter()
-            .map(|(name, max_speed_mps)| (name.to_owned(), UnitProfile { max_speed_mps }))
-            .collect();
+        let unit_types = [
+            ("on_foot", 12.0),
+            ("e_bike", 20.0),
+            ("motorcycle", 45.0),
+            ("car", 60.0),
+            ("other", 60.0),
+        ]
+        .into_iter()
+        .map(|(name, max_speed_mps)| (name.to_owned(), UnitProfile { max_speed_mps }))
+        .collect();
         LocationConfig {
             filters: FilterConfig::default(),
             // Handsets report every 5 s and heartbeat every 30 s: two missed heartbeats is stale.
@@ -47,6 +57,7 @@ impl Default for LocationConfig {
             hysteresis_m: 15.0,
             default_profile: UnitProfile::default(),
             unit_types,
+            index_cell_m: 250.0,
             track_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
@@ -203,7 +214,7 @@ mod tests {
             serde_json::from_str::<LocationConfig>(&text).unwrap(),
             config
         );
-        assert_eq!(config.profile("foot").max_speed_mps, 12.0);
+        assert_eq!(config.profile("on_foot").max_speed_mps, 12.0);
         assert_eq!(config.profile("hovercraft"), config.default_profile);
     }
 }

@@ -8,30 +8,39 @@
 //!
 //! Layout:
 //! - `config`: [`LocationConfig`] and its TOML shape.
+//! - `fix`: [`Fix`], one position report.
 //! - `filter`: the fix filters and their reasons.
 //! - `coords`: WGS-84 / GCJ-02 / BD-09 conversions.
 //! - `presence`: online, stale, offline and the rules between them.
+//! - `geofence`: geofences and grids, GeoJSON, enter/exit with hysteresis.
 //! - `index`: the spatial index over latest positions.
+//! - `track`: track history: ordering, simplification, GeoJSON and GPX.
 //! - `tracker`: [`Tracker`], which ties the above together per unit.
 
 mod config;
 mod coords;
 mod filter;
+mod fix;
+mod geofence;
 pub mod index;
 mod presence;
+mod track;
 mod tracker;
 
 #[cfg(test)]
 mod test_rng;
 
+pub use config::{FilterConfig, LocationConfig, UnitProfile};
 pub use coords::{
     CoordSystem, UnknownCoordSystem, bd09_to_gcj02, bd09_to_wgs84, gcj02_to_bd09, gcj02_to_wgs84,
     out_of_china, wgs84_to_bd09, wgs84_to_gcj02,
 };
-pub use config::{FilterConfig, LocationConfig, UnitProfile};
 pub use filter::{FilterCounts, FilterReason};
+pub use fix::{Fix, FixSource};
+pub use geofence::{GeofenceError, Shape, Zone, ZoneEvent, ZoneKind, Zones};
 pub use index::{EARTH_RADIUS_M, haversine_m};
 pub use presence::{Presence, PresenceEvent};
-pub use tracker::{Fix, FixOutcome, FixSource, Neighbour, Tracker, UnitState};
+pub use track::{Track, TrackPoint};
+pub use tracker::{FixOutcome, Neighbour, Tracker, UnitState};
 
 pub use fieldlink_clock::Timestamp;

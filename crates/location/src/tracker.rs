@@ -7,111 +7,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{LocationConfig, UnitProfile};
 use crate::filter::{self, FilterCounts, FilterReason, Previous};
-use crate::index::{ScanIndex, SpatialIndex};
-use crate::presence::{self, Presence, PresenceEvent};
+use crate::fix::Fix;
+use crate::geofence::Zones;
+use crate::index::{GridIndex, SpatialIndex};
+use crate::presence::{Presence, PresenceEvent};
 use fieldlink_clock::Timestamp;
 
-/// Where a fix came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FixSource {
-    /// A fieldlink handset over its own protobuf topic.
-    #[default]
-    Native,
-    /// The stock OwnTracks app over its JSON topic.
-    OwnTracks,
-}
+pub use queries::Neighbour;
+pub use state::{FixOutcome, UnitState};
 
-/// One position report, WGS-84.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Fix {
-    /// When the receiver took the fix (the handset's clock).
-    pub fix_time: Timestamp,
-    /// Latitude in degrees.
-    pub lat: f64,
-    /// Longitude in degrees.
-    pub lon: f64,
-    /// Altitude above the ellipsoid in metres.
-    pub alt_m: Option<f64>,
-    /// Horizontal accuracy radius in metres.
-    pub accuracy_m: Option<f32>,
-    /// Ground speed in metres per second.
-    pub speed_mps: Option<f32>,
-    /// Course over ground in degrees clockwise from true north.
-    pub heading_deg: Option<f32>,
-    /// Handset battery, 0 to 100.
-    pub battery_pct: Option<f32>,
-    /// Satellites used (0 when unknown or a network fix).
-    pub satellites: u32,
-    /// Which uplink it came by.
-    pub source: FixSource,
-    /// The handset's message sequence number.
-    pub seq: u64,
-}
-
-impl Fix {
-    /// A native fix with only time and position; set the other fields as known.
-    pub fn new(fix_time: Timestamp, lat: f64, lon: f64) -> Self {
-        Fix {
-            fix_time,
-            lat,
-            lon,
-            alt_m: None,
-            accuracy_m: None,
-            speed_mps: None,
-            heading_deg: None,
-            battery_pct: None,
-            satellites: 0,
-            source: FixSource::Native,
-            seq: 0,
-        }
-    }
-}
-
-/// What the command room sees of one unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct UnitState {
-    /// The unit id.
-    pub unit: Arc<str>,
-    /// The latest accepted fix (never a filtered one, never older than a previous latest).
-    pub fix: Fix,
-    /// When that fix reached us (compare with `fix.fix_time` for the delivery lag).
-    pub received_at: Timestamp,
-    /// Online, stale or offline.
-    pub presence: Presence,
-    /// When `presence` last changed.
-    pub presence_since: Timestamp,
-    /// When any message from the unit last reached us.
-    pub last_seen: Timestamp,
-}
-
-/// What became of one fix.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct FixOutcome {
-    /// The fix passed every filter (it goes to history unflagged).
-    pub accepted: bool,
-    /// The filter that rejected it (it goes to history flagged with this reason).
-    pub rejected: Option<FilterReason>,
-    /// It became the unit's latest position (false for rejected and out-of-order fixes).
-    pub latest_updated: bool,
-    /// The unit's presence changed on hearing from it.
-    pub presence: Option<PresenceEvent>,
-}
-
-/// A unit found by a spatial query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Neighbour {
-    /// The unit id.
-    pub unit: Arc<str>,
-    /// Great-circle distance in metres from the query point.
-    pub distance_m: f64,
-}
+mod liveness;
+mod queries;
+mod state;
 
 #[derive(Debug)]
 struct Entry {
@@ -127,20 +36,22 @@ pub struct Tracker {
     slots_by_unit: HashMap<Arc<str>, u32>,
     entries: Vec<Option<Entry>>,
     free_slots: Vec<u32>,
-    index: ScanIndex,
+    index: GridIndex,
     profiles: HashMap<Arc<str>, UnitProfile>,
     counts: FilterCounts,
+    zones: Zones,
 }
 
 impl Tracker {
     /// An empty tracker.
     pub fn new(config: LocationConfig) -> Self {
         Tracker {
+            index: GridIndex::new(config.index_cell_m),
+            zones: Zones::new(config.hysteresis_m),
             config,
             slots_by_unit: HashMap::new(),
             entries: Vec::new(),
             free_slots: Vec::new(),
-            index: ScanIndex::new(),
             profiles: HashMap::new(),
             counts: FilterCounts::default(),
         }
@@ -160,11 +71,12 @@ impl Tracker {
     /// Filters a fix with the unit's registered profile and applies it. See
     /// [`Tracker::apply_fix_with_profile`].
     pub fn apply_fix(&mut self, unit: &str, fix: Fix, now: Timestamp) -> FixOutcome {
-        let profile = self
-            .profiles
-            .get(unit)
-            .copied()
-            .unwrap_or(self.config.default_profile);
+        // Most deployments register no profiles: skip the second hash lookup then.
+        let registered = match self.profiles.is_empty() {
+            true => None,
+            false => self.profiles.get(unit).copied(),
+        };
+        let profile = registered.unwrap_or(self.config.default_profile);
         self.apply_fix_with_profile(unit, fix, &profile, now)
     }
 
@@ -192,13 +104,8 @@ impl Tracker {
             max_speed_mps: profile.max_speed_mps,
         };
         let verdict = filter::check(&config.filters, &fix, Some(previous), now);
-        let presence = heard_from(&mut entry.state, now);
-        let mut outcome = FixOutcome {
-            accepted: verdict.is_ok(),
-            rejected: verdict.err(),
-            latest_updated: false,
-            presence,
-        };
+        let mut outcome = FixOutcome::new(fix, now, verdict);
+        outcome.presence = liveness::heard_from(&mut entry.state, now);
         match verdict {
             Err(reason) => {
                 self.counts.add(reason);
@@ -207,11 +114,15 @@ impl Tracker {
                 }
             }
             Ok(()) if fix.fix_time > entry.state.fix.fix_time => {
-                entry.state.fix = fix;
-                entry.state.received_at = now;
+                let state = &mut entry.state;
+                state.fix = fix;
+                state.received_at = now;
                 entry.jumps_in_row = 0;
                 self.index.upsert(slot, fix.lat, fix.lon);
                 outcome.latest_updated = true;
+                outcome.zone_events =
+                    self.zones
+                        .update(&state.unit, &mut state.zones, fix.lat, fix.lon, now);
             }
             // Out of order: history only, the newer latest stays.
             Ok(()) => {}
@@ -220,30 +131,31 @@ impl Tracker {
     }
 
     fn first_fix(&mut self, unit: &str, fix: Fix, now: Timestamp) -> FixOutcome {
-        if let Err(reason) = filter::check(&self.config.filters, &fix, None, now) {
+        let verdict = filter::check(&self.config.filters, &fix, None, now);
+        let mut outcome = FixOutcome::new(fix, now, verdict);
+        if let Err(reason) = verdict {
+            // No position to show, so no state: the unit appears with its first good fix.
             self.counts.add(reason);
-            return FixOutcome {
-                accepted: false,
-                rejected: Some(reason),
-                latest_updated: false,
-                presence: None,
-            };
+            return outcome;
         }
         let unit: Arc<str> = Arc::from(unit);
         // A unit never heard from counts as offline, so its first fix is a presence event.
-        let event = PresenceEvent {
+        outcome.presence = Some(PresenceEvent {
             unit: Arc::clone(&unit),
             from: Presence::Offline,
             to: Presence::Online,
             at: now,
-        };
-        self.insert(unit, fix, now, Presence::Online, now);
-        FixOutcome {
-            accepted: true,
-            rejected: None,
-            latest_updated: true,
-            presence: Some(event),
-        }
+        });
+        let slot = self.insert(unit, fix, now, Presence::Online, now);
+        let state = &mut self.entries[slot as usize]
+            .as_mut()
+            .expect("inserted")
+            .state;
+        outcome.zone_events =
+            self.zones
+                .update(&state.unit, &mut state.zones, fix.lat, fix.lon, now);
+        outcome.latest_updated = true;
+        outcome
     }
 
     fn insert(
@@ -253,7 +165,7 @@ impl Tracker {
         received_at: Timestamp,
         presence: Presence,
         now: Timestamp,
-    ) {
+    ) -> u32 {
         let state = UnitState {
             unit: Arc::clone(&unit),
             fix,
@@ -261,6 +173,7 @@ impl Tracker {
             presence,
             presence_since: now,
             last_seen: received_at,
+            zones: Vec::new(),
         };
         let entry = Some(Entry {
             state,
@@ -278,6 +191,7 @@ impl Tracker {
         };
         self.slots_by_unit.insert(unit, slot);
         self.index.upsert(slot, fix.lat, fix.lon);
+        slot
     }
 
     fn entry_mut(&mut self, unit: &str) -> Option<&mut Entry> {
@@ -318,46 +232,9 @@ impl Tracker {
         &self.counts
     }
 
-    /// A message other than a fix (heartbeat, status, ack) arrived from the unit: it is alive.
-    /// `None` when nothing changed or the unit has no position yet.
-    pub fn seen(&mut self, unit: &str, now: Timestamp) -> Option<PresenceEvent> {
-        heard_from(&mut self.entry_mut(unit)?.state, now)
-    }
-
-    /// The unit's MQTT last will fired, or it said goodbye: offline at once.
-    pub fn mark_offline(&mut self, unit: &str, now: Timestamp) -> Option<PresenceEvent> {
-        let state = &mut self.entry_mut(unit)?.state;
-        presence::transition(
-            &state.unit,
-            &mut state.presence,
-            &mut state.presence_since,
-            Presence::Offline,
-            now,
-        )
-    }
-
-    /// Applies the timeouts: online→stale→offline. Call it every second or so; the events carry
-    /// the time each timeout expired, whatever the tick rate. O(units): about a millisecond at
-    /// 100k units, cheaper than keeping a deadline queue up to date at 2M fixes per second.
-    pub fn tick(&mut self, now: Timestamp) -> Vec<PresenceEvent> {
-        let mut events = Vec::new();
-        for entry in self.entries.iter_mut().flatten() {
-            let s = &mut entry.state;
-            presence::on_tick(
-                &s.unit,
-                &mut s.presence,
-                &mut s.presence_since,
-                s.last_seen,
-                now,
-                &self.config,
-                &mut events,
-            );
-        }
-        events
-    }
-
     /// Rebuilds a unit from the store's snapshot at startup, unfiltered (it was filtered when
     /// it arrived). Presence follows from the snapshot's age; a newer fix already held wins.
+    /// The areas it is in are recomputed without events: it was in them before the restart.
     pub fn restore(&mut self, unit: &str, fix: Fix, received_at: Timestamp, now: Timestamp) {
         let presence = Presence::from_age(received_at, now, &self.config);
         if let Some(entry) = self.entry_mut(unit) {
@@ -367,7 +244,13 @@ impl Tracker {
             let slot = self.slots_by_unit[unit];
             self.remove_slot(slot);
         }
-        self.insert(Arc::from(unit), fix, received_at, presence, now);
+        let slot = self.insert(Arc::from(unit), fix, received_at, presence, now);
+        let state = &mut self.entries[slot as usize]
+            .as_mut()
+            .expect("inserted")
+            .state;
+        self.zones
+            .update(&state.unit, &mut state.zones, fix.lat, fix.lon, now);
     }
 
     /// Forgets a unit (decommissioned handset), returning its last state.
@@ -383,47 +266,6 @@ impl Tracker {
         self.free_slots.push(slot);
         Some(entry.state)
     }
-
-    /// Up to `k` units accepted by `filter` (e.g. online and available), nearest first. The
-    /// search widens past rejected units, so a selective filter still finds `k` if they exist.
-    pub fn nearest(
-        &self,
-        lat: f64,
-        lon: f64,
-        k: usize,
-        filter: impl Fn(&UnitState) -> bool,
-    ) -> Vec<Neighbour> {
-        let mut accept = |slot: u32| filter(self.state_at(slot));
-        let hits = self.index.nearest(lat, lon, k, &mut accept);
-        self.neighbours(hits)
-    }
-
-    /// Every unit within `radius_m` metres, nearest first.
-    pub fn within_radius(&self, lat: f64, lon: f64, radius_m: f64) -> Vec<Neighbour> {
-        let hits = self.index.within_radius(lat, lon, radius_m);
-        self.neighbours(hits)
-    }
-
-    fn neighbours(&self, hits: Vec<crate::index::Hit>) -> Vec<Neighbour> {
-        hits.into_iter()
-            .map(|h| Neighbour {
-                unit: Arc::clone(&self.state_at(h.slot).unit),
-                distance_m: h.distance_m,
-            })
-            .collect()
-    }
-}
-
-/// Any message from the unit: note the time and bring it online.
-fn heard_from(state: &mut UnitState, now: Timestamp) -> Option<PresenceEvent> {
-    state.last_seen = state.last_seen.max(now);
-    presence::transition(
-        &state.unit,
-        &mut state.presence,
-        &mut state.presence_since,
-        Presence::Online,
-        now,
-    )
 }
 
 #[cfg(test)]

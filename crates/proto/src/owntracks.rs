@@ -17,6 +17,9 @@ pub enum OwnTracksError {
 }
 
 /// A decoded OwnTracks message.
+// A message is decoded and consumed at once, never stored in bulk, so the size difference
+// between variants costs nothing, while boxing `Location` would allocate once per fix.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// `_type: location`

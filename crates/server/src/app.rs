@@ -28,7 +28,7 @@ use crate::credentials::Credentials;
 use crate::metrics::ServerMetrics;
 use crate::persist::{self, PendingWrites};
 use crate::state::{AppState, Inner};
-use crate::{admin, http, provision, uplink};
+use crate::{admin, http, provision, retention, uplink};
 
 /// How often the credential cache is refreshed from the store.
 const CREDENTIAL_REFRESH: Duration = Duration::from_secs(3);
@@ -37,6 +37,8 @@ const PRESENCE_TICK: Duration = Duration::from_secs(1);
 /// Decoded uplinks waiting for the location core; when full, the decoder waits (back-pressure
 /// onto the broker link), so nothing decoded is dropped here.
 const RECEIVED_QUEUE: usize = 10_000;
+/// The embedded broker accepts packets this many times `mqtt.max_payload_bytes` (see `start`).
+const BROKER_PAYLOAD_HEADROOM: usize = 4;
 
 /// A running fieldlink.
 #[derive(Debug)]
@@ -140,7 +142,13 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         let broker_config = EmbeddedBrokerConfig {
             listen: config.mqtt.listen,
             max_connections: config.mqtt.max_connections,
-            max_payload_bytes: config.mqtt.max_payload_bytes,
+            // rumqttd disconnects a client whose packet exceeds its limit, without telling us.
+            // Give it headroom so that moderately oversized payloads reach the decoder and are
+            // refused and counted there (`too_large`), while absurd ones are still cut off.
+            max_payload_bytes: config
+                .mqtt
+                .max_payload_bytes
+                .saturating_mul(BROKER_PAYLOAD_HEADROOM),
             uplink_queue: config.mqtt.uplink_queue,
             ..EmbeddedBrokerConfig::default()
         };
@@ -216,7 +224,9 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         shutdown.clone(),
     ));
     tasks.spawn(presence_ticker(state.clone(), shutdown.clone()));
-    tasks.spawn(refresh_credentials(credentials, shutdown.clone()));
+    tasks.spawn(retention::run(state.clone(), shutdown.clone()));
+    sync_profiles(&state);
+    tasks.spawn(refresh_credentials(state.clone(), shutdown.clone()));
 
     let listener = TcpListener::bind(config.http.listen).await.with_context(|| {
         format!(
@@ -288,11 +298,25 @@ async fn presence_ticker(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-async fn refresh_credentials(credentials: Credentials, shutdown: CancellationToken) {
+async fn refresh_credentials(state: AppState, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(CREDENTIAL_REFRESH);
     while shutdown.run_until_cancelled(ticker.tick()).await.is_some() {
-        if let Err(e) = credentials.reload().await {
-            tracing::warn!(error = %e, "could not refresh units and tokens from the store; keeping the cached ones");
+        match state.credentials.reload().await {
+            Ok(()) => sync_profiles(&state),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh units and tokens from the store; keeping the cached ones");
+            }
         }
+    }
+}
+
+/// Gives the location core each unit's movement profile (its type's maximum speed, for the
+/// jump filter).
+fn sync_profiles(state: &AppState) {
+    let units = state.credentials.units();
+    let mut tracker = state.tracker();
+    for unit in units {
+        let profile = tracker.config().profile(unit.unit_type.as_str());
+        tracker.set_profile(&unit.id, profile);
     }
 }

@@ -130,7 +130,7 @@ impl MqttConfig {
 }
 
 /// `[store]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
     /// `sqlite://path/file.db` or `postgres://user@host:port/db`. Empty: `sqlite://{data_dir}/fieldlink.db`.
@@ -139,6 +139,16 @@ pub struct StoreSection {
     pub pg_schema: String,
     /// How often buffered positions and track history are written, milliseconds.
     pub flush_interval_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            url: String::new(),
+            pg_schema: String::new(),
+            flush_interval_ms: 1000,
+        }
+    }
 }
 
 impl StoreSection {
@@ -153,12 +163,7 @@ impl StoreSection {
 
     /// The flush interval, at least 50 ms.
     pub fn flush_interval(&self) -> std::time::Duration {
-        let ms = if self.flush_interval_ms == 0 {
-            1000
-        } else {
-            self.flush_interval_ms
-        };
-        std::time::Duration::from_millis(ms.max(50))
+        std::time::Duration::from_millis(self.flush_interval_ms.max(50))
     }
 }
 
@@ -187,7 +192,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Human,
-            level: "info".into(),
+            level: "info,rumqttd=warn".into(),
         }
     }
 }
@@ -313,7 +318,7 @@ impl Config {
         {
             problems.push(format!(
                 "store.url must start with sqlite:// or postgres:// (got {:?})",
-                redact_url(url)
+                fieldlink_store::redact_url(url)
             ));
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -350,17 +355,6 @@ impl Config {
     }
 }
 
-/// A URL with any password replaced by `***`, for messages.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
-    }
-    url.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +368,16 @@ mod tests {
             c.store.effective_url(&c.data_dir),
             "sqlite://data/fieldlink.db"
         );
+    }
+
+    #[test]
+    fn the_documented_config_file_is_exactly_the_defaults() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/fieldlink.toml");
+        let loaded: Config = Figment::new()
+            .merge(Toml::file_exact(&file))
+            .extract()
+            .expect("config/fieldlink.toml parses");
+        assert_eq!(loaded, Config::default());
     }
 
     #[test]
@@ -395,14 +399,5 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("mqtt.url"), "{text}");
         assert!(text.contains("spaceship"), "{text}");
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://root:hunter2@db:5432/x"),
-            "postgres://root:***@db:5432/x"
-        );
-        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 }

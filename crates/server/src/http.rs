@@ -6,7 +6,9 @@
 
 mod auth;
 mod error;
+mod location;
 mod ops;
+mod track;
 mod units;
 
 use axum::Router;
@@ -26,7 +28,9 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/units", get(units::list).post(units::create))
+        .route("/api/v1/units/nearest", get(location::nearest))
         .route("/api/v1/units/{id}", get(units::get_one))
+        .route("/api/v1/units/{id}/track", get(track::track))
         .route("/api/v1/units/{id}/disable", post(units::disable))
         .route("/api/v1/units/{id}/enable", post(units::enable))
         .route(

@@ -6,7 +6,8 @@
 //! - [`app`]: builds every part and starts the tasks ([`start`] returns a running [`Server`]).
 //! - [`credentials`]: the cache of units and API tokens (MQTT CONNECT and `Authorization`).
 //! - [`provision`]: creating units and tokens, shared by the CLI and the admin API.
-//! - [`uplink`]: decoded uplinks into the location core; [`persist`]: positions to the store.
+//! - [`uplink`]: decoded uplinks into the location core; [`persist`]: positions to the store;
+//!   [`retention`]: pruning old track history.
 //! - [`http`]: the HTTP API; [`metrics`]: the server's metrics; [`telemetry`]: logging.
 //! - [`state`]: what the handlers and tasks share.
 //!
@@ -21,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod persist;
 pub mod provision;
+pub mod retention;
 pub mod state;
 pub mod telemetry;
 pub mod uplink;

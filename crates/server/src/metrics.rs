@@ -26,6 +26,8 @@ pub struct ServerMetrics {
     pub track_rows_written: Counter,
     /// Failed writes of positions or history (retried on the next flush).
     pub store_write_errors: Counter,
+    /// Track-history rows deleted by retention.
+    pub track_rows_pruned: Counter,
 }
 
 impl ServerMetrics {
@@ -56,6 +58,11 @@ impl ServerMetrics {
             "fieldlink_store_write_errors",
             "Failed writes of positions or history to the store (kept and retried)",
             m.store_write_errors.clone(),
+        );
+        registry.register(
+            "fieldlink_track_rows_pruned",
+            "Track-history rows deleted because they were older than location.track_retention",
+            m.track_rows_pruned.clone(),
         );
         m
     }

@@ -56,9 +56,9 @@ pub enum SimError {
         broker: String,
         /// The unit that tried to connect.
         unit: UnitId,
-        /// What rumqttc reported.
+        /// What rumqttc reported (boxed: it is large, and errors travel by value).
         #[source]
-        source: rumqttc::ConnectionError,
+        source: Box<rumqttc::ConnectionError>,
     },
     /// CONNACK or SUBACK did not come in time.
     #[error("unit {unit} got no answer from the broker at {broker} within {after:?}")]

@@ -8,8 +8,8 @@
 //!   jumps and bad publishes). Its router *meters* do carry the exact connection count, but
 //!   are pushed only for an interval in which something was published. So every
 //!   [`METER_INTERVAL`] this thread reads the meters and publishes an empty "tick" on
-//!   [`tick_topic`] (which no unit can own) so the next meter always comes; the gauge is at
-//!   most about two intervals old.
+//!   [`tick_topic`] (which no unit can own) so the next meter always comes; the gauge lags a
+//!   connect or disconnect by about one interval.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,20 +64,27 @@ impl Consumer {
         match why {
             Stop::Shutdown => tracing::debug!("MQTT link thread stopped for shutdown"),
             Stop::QueueClosed => tracing::debug!("MQTT link thread stopped: the pipeline is gone"),
-            Stop::Broker(e) => tracing::error!("the embedded MQTT broker dropped fieldlink's link: {e}"),
+            Stop::Broker(e) => {
+                tracing::error!("the embedded MQTT broker dropped fieldlink's link: {e}")
+            }
         }
     }
 
     fn pump(&mut self) -> Stop {
         let mut next_tick = Instant::now();
+        let mut next_read = Instant::now();
         loop {
             if self.shutdown.is_cancelled() {
                 return Stop::Shutdown;
             }
             let now = Instant::now();
+            if now >= next_read {
+                self.read_meters();
+                next_read = now + POLL;
+            }
             if now >= next_tick {
                 if let Err(e) = self.tick() {
-                    return Stop::Broker(e.to_string());
+                    return Stop::Broker(e);
                 }
                 next_tick = now + METER_INTERVAL;
             }
@@ -85,7 +92,7 @@ impl Consumer {
             let up = self.listening.load(Ordering::Acquire);
             self.link_up.store(up, Ordering::Release);
 
-            let deadline = (now + POLL).min(next_tick);
+            let deadline = next_read.min(next_tick);
             match self.link_rx.recv_deadline(deadline) {
                 Ok(Some(Notification::Forward(forward))) => {
                     let publish = forward.publish;
@@ -121,8 +128,17 @@ impl Consumer {
         }
     }
 
-    /// Reads pending meters into the gauge, then publishes the tick that makes the next one.
-    fn tick(&mut self) -> Result<(), LinkError> {
+    /// Publishes the tick that makes the router's next meter come.
+    /// On error, says why in words (rumqttd's error type is too large to pass around).
+    fn tick(&mut self) -> Result<(), String> {
+        let mut link = self.link_tx.lock().unwrap_or_else(|p| p.into_inner());
+        link.publish(self.tick_topic.clone(), Bytes::new())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads the meters the router pushed (non-blocking) into the gauge.
+    fn read_meters(&mut self) {
         while let Ok(meters) = self.meters.recv() {
             for meter in meters {
                 if let Meter::Router(_, router) = meter {
@@ -133,9 +149,6 @@ impl Consumer {
                 }
             }
         }
-        let mut link = self.link_tx.lock().unwrap_or_else(|p| p.into_inner());
-        link.publish(self.tick_topic.clone(), Bytes::new())?;
-        Ok(())
     }
 }
 

@@ -43,7 +43,9 @@ pub enum Rejection {
         detail: String,
     },
     /// The payload's `unit` field is set and is not the topic's unit.
-    #[error("payload says unit {payload_unit:?} but was published on the topic of unit {topic_unit}")]
+    #[error(
+        "payload says unit {payload_unit:?} but was published on the topic of unit {topic_unit}"
+    )]
     UnitMismatch {
         /// The unit of the topic.
         topic_unit: UnitId,

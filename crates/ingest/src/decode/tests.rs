@@ -75,7 +75,10 @@ fn accepts_a_fix_a_batch_and_every_kind() {
     let cases: [(UplinkKind, Vec<u8>); 6] = [
         (UplinkKind::Status, status.encode_to_vec()),
         (UplinkKind::Ptt, v1::PttMessage::default().encode_to_vec()),
-        (UplinkKind::Video, v1::VideoMessage::default().encode_to_vec()),
+        (
+            UplinkKind::Video,
+            v1::VideoMessage::default().encode_to_vec(),
+        ),
         (UplinkKind::Sos, sos.encode_to_vec()),
         (UplinkKind::Ack, v1::Ack::default().encode_to_vec()),
         (UplinkKind::Report, v1::Report::default().encode_to_vec()),
@@ -91,9 +94,7 @@ fn accepts_a_fix_a_batch_and_every_kind() {
 fn accepts_owntracks_location_and_lwt() {
     let (d, units) = setup();
     let json = br#"{"_type":"location","lat":30.26,"lon":120.18,"tst":1700000000,"acc":12,"vel":18,"cog":270,"batt":40}"#;
-    let env = d
-        .decode("owntracks/p7/phone", json, &units)
-        .expect("valid");
+    let env = d.decode("owntracks/p7/phone", json, &units).expect("valid");
     assert!(
         matches!(env.message, Uplink::OwnTracksLocation { ref device, ref location } if device == "phone" && location.lat == 30.26)
     );
@@ -112,9 +113,15 @@ fn accepts_owntracks_location_and_lwt() {
 fn topic_rules() {
     assert_eq!(reason("elsewhere/p7/gps", &gps(vec![fix()])), "bad_topic");
     assert_eq!(reason("fl/v1/u/a b/gps", &gps(vec![fix()])), "bad_topic");
-    assert_eq!(reason("fl/v1/u/p7/teleport", &gps(vec![fix()])), "bad_topic");
+    assert_eq!(
+        reason("fl/v1/u/p7/teleport", &gps(vec![fix()])),
+        "bad_topic"
+    );
     assert_eq!(reason("fl/v1/u/p7/down", b"anything"), "not_uplink");
-    assert_eq!(reason("fl/v1/u/ghost/gps", &gps(vec![fix()])), "unknown_unit");
+    assert_eq!(
+        reason("fl/v1/u/ghost/gps", &gps(vec![fix()])),
+        "unknown_unit"
+    );
     assert_eq!(reason("owntracks/ghost/phone", b"{}"), "unknown_unit");
 }
 
@@ -124,7 +131,10 @@ fn size_and_decoding_rules() {
     assert_eq!(reason("fl/v1/u/p7/gps", &[0xff, 0xff, 0xff]), "malformed");
     assert_eq!(reason("owntracks/p7/phone", b"not json"), "malformed");
     assert_eq!(reason("fl/v1/u/p7/gps", &gps(vec![])), "empty_batch");
-    assert_eq!(reason("fl/v1/u/p7/gps", &gps(vec![fix(); 4])), "batch_too_large");
+    assert_eq!(
+        reason("fl/v1/u/p7/gps", &gps(vec![fix(); 4])),
+        "batch_too_large"
+    );
 }
 
 #[test]
@@ -134,12 +144,18 @@ fn unit_in_payload_must_be_the_topics() {
         fixes: vec![fix()],
         ..Default::default()
     };
-    assert_eq!(reason("fl/v1/u/p7/gps", &other.encode_to_vec()), "unit_mismatch");
+    assert_eq!(
+        reason("fl/v1/u/p7/gps", &other.encode_to_vec()),
+        "unit_mismatch"
+    );
     let status = v1::StatusHeartbeat {
         unit: "bike-2".into(),
         ..Default::default()
     };
-    assert_eq!(reason("fl/v1/u/p7/status", &status.encode_to_vec()), "unit_mismatch");
+    assert_eq!(
+        reason("fl/v1/u/p7/status", &status.encode_to_vec()),
+        "unit_mismatch"
+    );
 }
 
 #[test]
@@ -153,12 +169,27 @@ fn coordinates_and_values_must_be_finite_and_in_range() {
     assert_eq!(reason(t, &with(|f| f.lat = 90.5)), "bad_coordinates");
     assert_eq!(reason(t, &with(|f| f.lon = -180.1)), "bad_coordinates");
     assert_eq!(reason(t, &with(|f| f.lat = f64::NAN)), "bad_coordinates");
-    assert_eq!(reason(t, &with(|f| f.lon = f64::INFINITY)), "bad_coordinates");
-    assert_eq!(reason(t, &with(|f| f.heading_deg = Some(360.5))), "bad_value");
+    assert_eq!(
+        reason(t, &with(|f| f.lon = f64::INFINITY)),
+        "bad_coordinates"
+    );
+    assert_eq!(
+        reason(t, &with(|f| f.heading_deg = Some(360.5))),
+        "bad_value"
+    );
     assert_eq!(reason(t, &with(|f| f.speed_mps = Some(-0.1))), "bad_value");
-    assert_eq!(reason(t, &with(|f| f.accuracy_m = Some(f32::NAN))), "bad_value");
-    assert_eq!(reason(t, &with(|f| f.battery_pct = Some(101.0))), "bad_value");
-    assert_eq!(reason(t, &with(|f| f.alt_m = Some(f64::NEG_INFINITY))), "bad_value");
+    assert_eq!(
+        reason(t, &with(|f| f.accuracy_m = Some(f32::NAN))),
+        "bad_value"
+    );
+    assert_eq!(
+        reason(t, &with(|f| f.battery_pct = Some(101.0))),
+        "bad_value"
+    );
+    assert_eq!(
+        reason(t, &with(|f| f.alt_m = Some(f64::NEG_INFINITY))),
+        "bad_value"
+    );
     // the edges are valid
     let (d, units) = setup();
     let edge = with(|f| {
@@ -174,12 +205,18 @@ fn coordinates_and_values_must_be_finite_and_in_range() {
         position: Some(v1::GpsFix { lat: 91.0, ..fix() }),
         ..Default::default()
     };
-    assert_eq!(reason("fl/v1/u/p7/sos", &sos.encode_to_vec()), "bad_coordinates");
+    assert_eq!(
+        reason("fl/v1/u/p7/sos", &sos.encode_to_vec()),
+        "bad_coordinates"
+    );
     let status = v1::StatusHeartbeat {
         battery_pct: Some(-1.0),
         ..Default::default()
     };
-    assert_eq!(reason("fl/v1/u/p7/status", &status.encode_to_vec()), "bad_value");
+    assert_eq!(
+        reason("fl/v1/u/p7/status", &status.encode_to_vec()),
+        "bad_value"
+    );
     let ot = br#"{"_type":"location","lat":30,"lon":120,"tst":1,"cog":400}"#;
     assert_eq!(reason("owntracks/p7/phone", ot), "bad_value");
     let ot = br#"{"_type":"location","lat":95,"lon":120,"tst":1}"#;
@@ -189,8 +226,14 @@ fn coordinates_and_values_must_be_finite_and_in_range() {
 #[test]
 fn owntracks_types_we_do_not_use() {
     let t = "owntracks/p7/phone";
-    assert_eq!(reason(t, br#"{"_type":"transition","event":"enter"}"#), "ignored_type");
-    assert_eq!(reason(t, br#"{"_type":"encrypted","data":"AAAA"}"#), "encrypted_unsupported");
+    assert_eq!(
+        reason(t, br#"{"_type":"transition","event":"enter"}"#),
+        "ignored_type"
+    );
+    assert_eq!(
+        reason(t, br#"{"_type":"encrypted","data":"AAAA"}"#),
+        "encrypted_unsupported"
+    );
 }
 
 #[test]
@@ -200,7 +243,10 @@ fn every_reason_is_listed_once_and_messages_are_words() {
         assert!(seen.insert(r), "{r} listed twice");
     }
     let r = Rejection::TooLarge { size: 10, max: 5 };
-    assert_eq!(r.to_string(), "payload of 10 bytes is larger than the limit of 5 bytes");
+    assert_eq!(
+        r.to_string(),
+        "payload of 10 bytes is larger than the limit of 5 bytes"
+    );
     assert_eq!(Rejection::REASONS[r.index()], "too_large");
     let long = "x/".repeat(500);
     let (d, units) = setup();

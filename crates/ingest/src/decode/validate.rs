@@ -1,9 +1,9 @@
 //! The range checks of decoded messages: finite numbers within their documented ranges
 //! (`proto/fieldlink/v1/uplink.proto`, the OwnTracks booklet). Nothing here judges plausibility.
 
+use fieldlink_proto::UnitId;
 use fieldlink_proto::owntracks;
 use fieldlink_proto::v1;
-use fieldlink_proto::UnitId;
 
 use super::Rejection;
 

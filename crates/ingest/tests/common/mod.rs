@@ -109,7 +109,13 @@ pub struct Ingest {
 
 impl Ingest {
     /// Wires `source` to the pipeline.
-    pub fn run(topics: Topics, registry: Registry, metrics: IngestMetrics, source: Source, shutdown: CancellationToken) -> Self {
+    pub fn run(
+        topics: Topics,
+        registry: Registry,
+        metrics: IngestMetrics,
+        source: Source,
+        shutdown: CancellationToken,
+    ) -> Self {
         let clock = ManualClock::new(START);
         let shared: SharedClock = Arc::new(clock.clone());
         let (sink, received) = mpsc::channel(256);
@@ -176,7 +182,10 @@ pub fn start_embedded() -> (EmbeddedBroker, Ingest) {
         shutdown.clone(),
     )
     .expect("embedded broker starts");
-    (broker, Ingest::run(topics, registry, metrics, source, shutdown))
+    (
+        broker,
+        Ingest::run(topics, registry, metrics, source, shutdown),
+    )
 }
 
 /// A real MQTT client standing in for a handset, with its event loop polled in a task.
@@ -260,7 +269,12 @@ impl Drop for Handset {
 }
 
 /// Tries one connection and reports what the broker answered: `Ok` on CONNACK, else the error.
-pub async fn try_connect(addr: SocketAddr, user: &str, pass: &str, client_id: &str) -> Result<(), String> {
+pub async fn try_connect(
+    addr: SocketAddr,
+    user: &str,
+    pass: &str,
+    client_id: &str,
+) -> Result<(), String> {
     let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
     options.set_keep_alive(Duration::from_secs(5));
     options.set_credentials(user, pass);

@@ -12,11 +12,13 @@
 //! account for that). The grid does not wrap at ±180° longitude: a district never straddles it.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
-use super::{
-    EARTH_RADIUS_M, Hit, SpatialIndex, TopK, Xyz, chord2, chord2_of_m, sort_hits, xyz,
-};
+use bounds::{CellHasher, pack, ring, unpack};
+
+use super::{EARTH_RADIUS_M, Hit, SpatialIndex, TopK, Xyz, chord2, chord2_of_m, sort_hits, xyz};
+
+mod bounds;
 
 /// Metres per degree of latitude on the mean sphere.
 const M_PER_DEG: f64 = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
@@ -85,33 +87,16 @@ impl GridIndex {
         }
     }
 
-    /// A lower bound in metres on the distance from `(lat, lon)` to any point outside the
-    /// latitude band `[lat0, lat1]` or the longitude band `[lon0, lon1]` (whichever it leaves).
-    /// Along a meridian the distance is the latitude gap; across meridians it is at least the
-    /// longitude gap shrunk by the cosines of both latitudes, which stay inside the band.
-    fn gap_m(lat: f64, lon: f64, lat_band: (f64, f64), lon_band: (f64, f64)) -> f64 {
-        let lat_gap = (lat - lat_band.0).min(lat_band.1 - lat).max(0.0) * M_PER_DEG;
-        let lon_gap = (lon - lon_band.0).min(lon_band.1 - lon).max(0.0).to_radians();
-        let c_min = lat_band.0.to_radians().cos().min(lat_band.1.to_radians().cos());
-        let scale = (lat.to_radians().cos() * c_min.max(0.0)).sqrt();
-        let lon_m = 2.0 * EARTH_RADIUS_M * (scale * (lon_gap / 2.0).sin()).min(1.0).asin();
-        lat_gap.min(lon_m)
-    }
-
-    /// The smallest distance in metres from the query to anything in cell `(x, y)`.
-    fn cell_gap_m(&self, lat: f64, lon: f64, x: i32, y: i32) -> f64 {
-        let d = self.cell_deg;
-        let (lat0, lon0) = (f64::from(y) * d, f64::from(x) * d);
-        let lat_gap = (lat0 - lat).max(lat - (lat0 + d)).max(0.0) * M_PER_DEG;
-        let lon_gap = (lon0 - lon).max(lon - (lon0 + d)).max(0.0).to_radians();
-        let c_min = lat0.to_radians().cos().min((lat0 + d).to_radians().cos());
-        let scale = (lat.to_radians().cos() * c_min.max(0.0)).sqrt();
-        let lon_m = 2.0 * EARTH_RADIUS_M * (scale * (lon_gap / 2.0).sin()).min(1.0).asin();
-        lat_gap.max(lon_m)
-    }
-
     /// Visits the occupied cells not yet visited (outside ring `r - 1`), nearest first.
-    fn visit_rest(&self, lat: f64, lon: f64, r: i32, q: &Xyz, top: &mut TopK, filter: &mut dyn FnMut(u32) -> bool) {
+    fn visit_rest(
+        &self,
+        lat: f64,
+        lon: f64,
+        r: i32,
+        q: &Xyz,
+        top: &mut TopK,
+        filter: &mut dyn FnMut(u32) -> bool,
+    ) {
         let (cx, cy) = self.cell_of(lat, lon);
         let mut rest: Vec<(f64, u64)> = self
             .cells
@@ -128,34 +113,6 @@ impl GridIndex {
             }
             self.visit(key, q, top, filter);
         }
-    }
-}
-
-fn pack(x: i32, y: i32) -> u64 {
-    (u64::from(y as u32) << 32) | u64::from(x as u32)
-}
-
-fn unpack(key: u64) -> (i32, i32) {
-    (key as u32 as i32, (key >> 32) as u32 as i32)
-}
-
-/// Cell keys are already well spread; a multiply-fold hash is all they need (SipHash would
-/// cost more than the rest of an update).
-#[derive(Debug, Default)]
-struct CellHasher(u64);
-
-impl Hasher for CellHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, key: u64) {
-        let h = (self.0 ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 29);
     }
 }
 
@@ -315,7 +272,14 @@ impl SpatialIndex for GridIndex {
 
 impl GridIndex {
     /// Calls `f` on every entry of the cells the box touches (a superset of the box's points).
-    fn for_each_in_box(&self, lat0: f64, lon0: f64, lat1: f64, lon1: f64, mut f: impl FnMut(&Entry)) {
+    fn for_each_in_box(
+        &self,
+        lat0: f64,
+        lon0: f64,
+        lat1: f64,
+        lon1: f64,
+        mut f: impl FnMut(&Entry),
+    ) {
         let (min_x, min_y, max_x, max_y) = self.extent;
         let (x0, y0) = self.cell_of(lat0.max(-90.0), lon0.max(-180.0));
         let (x1, y1) = self.cell_of(lat1.min(90.0), lon1.min(180.0));
@@ -342,15 +306,4 @@ impl GridIndex {
             }
         }
     }
-}
-
-/// The cells at Chebyshev distance exactly `r` from `(cx, cy)`.
-fn ring(cx: i32, cy: i32, r: i32) -> impl Iterator<Item = (i32, i32)> {
-    let rows = (-r..=r).flat_map(move |dx| {
-        let bottom = (cx + dx, cy - r);
-        let top = (r > 0).then_some((cx + dx, cy + r));
-        std::iter::once(bottom).chain(top)
-    });
-    let sides = (1 - r..r).flat_map(move |dy| [(cx - r, cy + dy), (cx + r, cy + dy)]);
-    rows.chain(sides)
 }

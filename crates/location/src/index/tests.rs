@@ -52,7 +52,13 @@ fn every_index_answers_like_the_scan() {
         scan.remove(slot);
         others.iter_mut().for_each(|i| i.remove(slot));
     }
-    let queries = [(31.22, 121.47), (31.3, 121.38), (31.0, 121.0), (40.0, 116.4), (-33.0, 151.0)];
+    let queries = [
+        (31.22, 121.47),
+        (31.3, 121.38),
+        (31.0, 121.0),
+        (40.0, 116.4),
+        (-33.0, 151.0),
+    ];
     for index in &others {
         assert_eq!(index.len(), scan.len());
         for &(lat, lon) in &queries {
@@ -62,7 +68,11 @@ fn every_index_answers_like_the_scan() {
                 assert_same(&index.nearest(lat, lon, k, &mut |_| true), &want, &what);
                 // A selective predicate: one unit in 50 is "available".
                 let want = scan.nearest(lat, lon, k, &mut |s| s % 50 == 3);
-                assert_same(&index.nearest(lat, lon, k, &mut |s| s % 50 == 3), &want, &what);
+                assert_same(
+                    &index.nearest(lat, lon, k, &mut |s| s % 50 == 3),
+                    &want,
+                    &what,
+                );
             }
             for radius in [0.0, 300.0, 2_000.0, 50_000.0, 3_000_000.0] {
                 let what = format!("{index:.40?} radius {radius} at {lat},{lon}");

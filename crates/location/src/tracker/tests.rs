@@ -78,7 +78,7 @@ fn profile_sets_the_jump_limit() {
     let mut tr = tracker();
     tr.apply_fix("car", fix(0, 31.0, 121.0), t(0));
     tr.apply_fix("walker", fix(0, 31.0, 121.0), t(0));
-    tr.set_profile("walker", tr.config().profile("foot"));
+    tr.set_profile("walker", tr.config().profile("on_foot"));
     // 10 s, 333 m: 33 m/s, a car but not a walker.
     assert!(tr.apply_fix("car", fix(10, 31.003, 121.0), t(10)).accepted);
     let out = tr.apply_fix("walker", fix(10, 31.003, 121.0), t(10));
@@ -168,4 +168,101 @@ fn nearest_filters_and_within_radius_sorts() {
     let names: Vec<_> = near.iter().map(|n| &*n.unit).collect();
     assert_eq!(names, ["u0", "u1", "u2"]);
     assert!((near[1].distance_m - 111.2).abs() < 0.5);
+}
+
+#[test]
+fn nearest_equals_a_brute_force_scan_on_1000_random_units() {
+    let mut rng = crate::test_rng::Rng::new(2024);
+    let mut tr = tracker();
+    for i in 0..1_000 {
+        let (lat, lon) = (rng.range(31.1, 31.35), rng.range(121.3, 121.6));
+        tr.apply_fix(&format!("u{i}"), fix(0, lat, lon), t(0));
+    }
+    // Some units go offline, to filter on.
+    for i in (0..1_000).step_by(3) {
+        tr.mark_offline(&format!("u{i}"), t(1));
+    }
+    for _ in 0..50 {
+        let (lat, lon) = (rng.range(31.0, 31.45), rng.range(121.2, 121.7));
+        for k in [1, 5, 40] {
+            let online = |s: &UnitState| s.presence == Presence::Online;
+            let got = tr.nearest(lat, lon, k, online);
+            let mut all: Vec<(f64, &str)> = tr
+                .iter()
+                .filter(|s| online(s))
+                .map(|s| (crate::haversine_m(lat, lon, s.fix.lat, s.fix.lon), &*s.unit))
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!(got.len(), k);
+            for (g, w) in got.iter().zip(&all) {
+                assert_eq!(&*g.unit, w.1);
+                assert!((g.distance_m - w.0).abs() < 1e-6);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_fix_yields_a_history_record_flagged_when_rejected() {
+    let mut tr = tracker();
+    let first = tr.apply_fix("u1", fix(0, 31.0, 121.0), t(0));
+    assert_eq!(
+        (first.track.filtered, first.track.received_at),
+        (None, t(0))
+    );
+    let mut bad = fix(1, 31.0, 121.0);
+    bad.accuracy_m = Some(500.0);
+    let out = tr.apply_fix("u1", bad, t(2));
+    assert_eq!(out.track.filtered, Some(FilterReason::PoorAccuracy));
+    assert_eq!(out.track.fix, bad);
+    let rejected_first = tr.apply_fix("u2", fix(0, 0.0, 0.0), t(0));
+    assert_eq!(rejected_first.track.filtered, Some(FilterReason::Zero));
+}
+
+#[test]
+fn zone_events_follow_the_latest_position_only() {
+    let mut tr = tracker();
+    let doc = r#"{"type":"Feature","id":"scene","properties":{"radius_m":50},
+                  "geometry":{"type":"Point","coordinates":[121.0,31.0]}}"#;
+    assert_eq!(tr.load_zones(doc, crate::ZoneKind::Geofence).unwrap(), 1);
+    let out = tr.apply_fix("u1", fix(0, 31.001, 121.0), t(0));
+    assert!(out.zone_events.is_empty());
+    let out = tr.apply_fix("u1", fix(10, 31.0002, 121.0), t(10));
+    assert_eq!(out.zone_events.len(), 1);
+    assert!(out.zone_events[0].entered);
+    assert_eq!(tr.get("u1").unwrap().zones, [Arc::from("scene")]);
+    // An out-of-order fix from far away changes nothing.
+    let out = tr.apply_fix("u1", fix(5, 31.0006, 121.0), t(11));
+    assert!(out.accepted && out.zone_events.is_empty());
+    assert_eq!(tr.within_zone("scene").len(), 1);
+    let out = tr.apply_fix("u1", fix(20, 31.001, 121.0), t(20));
+    assert!(!out.zone_events[0].entered);
+    assert!(
+        tr.grid_of(31.0, 121.0).is_none(),
+        "a geofence is not a grid"
+    );
+}
+
+#[test]
+fn bbox_and_polygon_queries() {
+    let mut tr = tracker();
+    tr.apply_fix("in", fix(0, 31.005, 121.005), t(0));
+    tr.apply_fix("out", fix(0, 31.02, 121.005), t(0));
+    let names = |v: Vec<&UnitState>| {
+        v.into_iter()
+            .map(|s| s.unit.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(tr.within_bbox(31.0, 121.0, 31.01, 121.01)), ["in"]);
+    let square = geo::MultiPolygon(vec![geo::Polygon::new(
+        geo::LineString::from(vec![
+            (121.0, 31.0),
+            (121.01, 31.0),
+            (121.01, 31.01),
+            (121.0, 31.01),
+            (121.0, 31.0),
+        ]),
+        vec![],
+    )]);
+    assert_eq!(names(tr.within_polygon(&square)), ["in"]);
 }

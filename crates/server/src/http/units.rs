@@ -1,15 +1,16 @@
 //! `/api/v1/units`: the responders, their latest position and presence, and their provisioning.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use fieldlink_location::UnitState;
+use fieldlink_location::{CoordSystem, UnitState};
 use fieldlink_proto::UnitId;
 use fieldlink_store::{Role, UnitRecord, UnitType};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::location::{Bbox, parse_coords, parse_status};
 use crate::provision::{self, UnitSpec};
 use crate::state::AppState;
 
@@ -38,12 +39,13 @@ pub struct UnitView {
     speed_mps: Option<f32>,
     heading_deg: Option<f32>,
     battery_pct: Option<f32>,
-    /// `native` (fieldlink protobuf) or `own_tracks`.
-    source: Option<String>,
+    /// `native` (fieldlink protobuf) or `owntracks`.
+    source: Option<&'static str>,
 }
 
 impl UnitView {
-    fn new(record: &UnitRecord, state: Option<&UnitState>) -> Self {
+    /// The view of a unit and its latest state (positions in WGS-84).
+    pub(super) fn new(record: &UnitRecord, state: Option<&UnitState>) -> Self {
         let fix = state.map(|s| &s.fix);
         UnitView {
             id: record.id.clone(),
@@ -62,45 +64,79 @@ impl UnitView {
             speed_mps: fix.and_then(|f| f.speed_mps),
             heading_deg: fix.and_then(|f| f.heading_deg),
             battery_pct: fix.and_then(|f| f.battery_pct),
-            source: fix.map(|f| {
-                serde_json::to_value(f.source)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            }),
+            source: fix.map(|f| crate::uplink::source_name(f.source)),
         }
+    }
+
+    /// The same view with its position in `coords`.
+    pub(super) fn in_coords(mut self, coords: CoordSystem) -> Self {
+        if let (Some(lat), Some(lon)) = (self.lat, self.lon) {
+            let (lat, lon) = coords.from_wgs84(lat, lon);
+            (self.lat, self.lon) = (Some(lat), Some(lon));
+        }
+        self
     }
 }
 
-/// `GET /api/v1/units` (viewer)
+/// Query of `GET /api/v1/units`: every filter is optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// `minLon,minLat,maxLon,maxLat`, in the `coords` system.
+    bbox: Option<String>,
+    /// `online`, `stale`, `offline`, or a comma-separated list of them.
+    status: Option<String>,
+    /// `wgs84` (default), `gcj02` or `bd09`.
+    coords: Option<String>,
+}
+
+/// `GET /api/v1/units?bbox=&status=&coords=` (viewer). With `bbox`, units without a position
+/// are left out; with `status`, units never heard from are left out.
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<UnitView>>, ApiError> {
     auth.require(Role::Viewer)?;
+    let coords = parse_coords(q.coords.as_deref())?;
+    let bbox = q.bbox.as_deref().map(Bbox::parse).transpose()?;
+    let status = q.status.as_deref().map(parse_status).transpose()?;
     let records = state.credentials.units();
     let tracker = state.tracker();
     Ok(Json(
         records
             .iter()
-            .map(|r| UnitView::new(r, tracker.get(&r.id)))
+            .map(|r| (r, tracker.get(&r.id)))
+            .filter(|(_, s)| match &status {
+                None => true,
+                Some(wanted) => s.is_some_and(|s| wanted.contains(&s.presence)),
+            })
+            .map(|(r, s)| UnitView::new(r, s).in_coords(coords))
+            .filter(|v| match (&bbox, v.lat, v.lon) {
+                (None, _, _) => true,
+                (Some(b), Some(lat), Some(lon)) => b.contains(lat, lon),
+                (Some(_), _, _) => false,
+            })
             .collect(),
     ))
 }
 
-/// `GET /api/v1/units/{id}` (viewer)
+/// `GET /api/v1/units/{id}?coords=` (viewer)
 pub async fn get_one(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<UnitView>, ApiError> {
     auth.require(Role::Viewer)?;
+    let coords = parse_coords(q.coords.as_deref())?;
     let record = state
         .credentials
         .unit(&id)
         .ok_or_else(|| unit_not_found(&id))?;
     let tracker = state.tracker();
-    Ok(Json(UnitView::new(&record, tracker.get(&id))))
+    Ok(Json(
+        UnitView::new(&record, tracker.get(&id)).in_coords(coords),
+    ))
 }
 
 /// Body of `POST /api/v1/units`.
@@ -214,6 +250,6 @@ pub async fn rotate_secret(
     }))
 }
 
-fn unit_not_found(id: &str) -> ApiError {
+pub(super) fn unit_not_found(id: &str) -> ApiError {
     ApiError::not_found("unit_not_found", format!("no unit has the id {id:?}"))
 }

@@ -1,0 +1,398 @@
+//! Issue 2: "with the embedded broker, consume through its in-process link rather than a second
+//! TCP hop (measure both)". One embedded broker, the same publisher load, alternating rounds:
+//!
+//! - (A) **link**: one rumqttc publisher over TCP sends `N` QoS 0 messages on
+//!   `fl/v1/u/u1/gps`; counted as they come out of `Source.uplink` (rumqttd's in-process link).
+//! - (B) **tcp**: the same load, counted at a rumqttc subscriber over TCP on `fl/v1/u/+/+`.
+//!   `Source.uplink` is still drained in the background (the link stays subscribed: the broker
+//!   cannot be started without it), so in (B) the router delivers every message twice.
+//!
+//! Rates are `N / (first publish .. last arrival)`. CPU is the whole process's (broker,
+//! clients, link) utime + stime from `/proc/self/stat` over the same window, per message.
+//! Run with `cargo bench -p fieldlink-ingest --bench hop`; it prints a table, no criterion.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fieldlink_ingest::{Authenticator, EmbeddedBroker, EmbeddedBrokerConfig, IngestMetrics};
+use fieldlink_proto::Topics;
+use prometheus_client::registry::Registry;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Messages per measurement.
+const N: u64 = 200_000;
+/// Messages in the unreported warm-up of each mode.
+const WARMUP: u64 = 20_000;
+/// Measured rounds per mode, alternating which goes first.
+const ROUNDS: usize = 5;
+const PAYLOAD_BYTES: usize = 60;
+const TOPIC: &str = "fl/v1/u/u1/gps";
+const FILTER: &str = "fl/v1/u/+/+";
+/// Longest a measurement may take before it is reported as incomplete.
+const TIMEOUT: Duration = Duration::from_secs(15);
+/// Request channel of each rumqttc client.
+const CLIENT_CAPACITY: usize = 10_000;
+/// Linux's USER_HZ (the unit of utime/stime in /proc), fixed at 100 on x86 and arm.
+const TICKS_PER_SEC: f64 = 100.0;
+
+#[derive(Debug)]
+struct AcceptAll;
+
+impl Authenticator for AcceptAll {
+    fn authenticate(&self, _client_id: &str, _username: &str, _password: &str) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Link,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    arrived: u64,
+    /// Messages per second at the consumer.
+    rate: f64,
+    /// Messages per second the publisher handed to its client (upper bound on the load).
+    pub_rate: f64,
+    /// Process CPU microseconds per message.
+    cpu_us: f64,
+}
+
+/// What the background drain of `Source.uplink` has seen.
+#[derive(Debug, Default)]
+struct LinkCount {
+    count: AtomicU64,
+    /// Notify `reached` when `count` gets here.
+    target: AtomicU64,
+    reached: Notify,
+}
+
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn options(id: &str, port: u16) -> MqttOptions {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    // rumqttc's default is 10 KiB each way and 100 in flight; neither may limit the run.
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_inflight(u16::MAX);
+    o.set_keep_alive(Duration::from_secs(60));
+    o.set_clean_session(true);
+    o
+}
+
+/// Connects and waits for the CONNACK.
+async fn connect(id: &str, port: u16) -> (AsyncClient, EventLoop) {
+    let (client, mut eventloop) = AsyncClient::new(options(id, port), CLIENT_CAPACITY);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => return (client, eventloop),
+            Ok(_) => {}
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{id} could not connect: {e}"),
+        }
+    }
+}
+
+/// Polls the publisher's event loop until the connection ends.
+fn drive(mut eventloop: EventLoop) -> JoinHandle<()> {
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} })
+}
+
+/// Publishes `n` messages; returns when the last one is in the client's queue.
+fn publish(client: AsyncClient, n: u64) -> JoinHandle<Instant> {
+    tokio::spawn(async move {
+        let payload = Bytes::from(vec![b'g'; PAYLOAD_BYTES]);
+        for _ in 0..n {
+            client
+                .publish_bytes(TOPIC, QoS::AtMostOnce, false, payload.clone())
+                .await
+                .expect("publisher queue open");
+        }
+        Instant::now()
+    })
+}
+
+/// One measurement of `n` messages in `mode`.
+async fn measure(mode: Mode, n: u64, port: u16, link: &LinkCount, tag: &str) -> Sample {
+    // (B) The subscriber is connected and subscribed (SUBACK seen) before anything is sent.
+    let subscriber = if mode == Mode::Tcp {
+        let (client, mut eventloop) = connect(&format!("bench-sub-{tag}"), port).await;
+        client
+            .subscribe(FILTER, QoS::AtMostOnce)
+            .await
+            .expect("subscribe");
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => panic!("subscriber lost before SUBACK: {e}"),
+            }
+        }
+        let counter = tokio::spawn(async move {
+            let mut arrived = 0u64;
+            let mut last = None;
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            while arrived < n {
+                match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                        if p.topic == TOPIC {
+                            arrived += 1;
+                            last = Some(Instant::now());
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => break,
+                }
+            }
+            (arrived, last)
+        });
+        Some((client, counter))
+    } else {
+        None
+    };
+
+    let (publisher, eventloop) = connect(&format!("bench-pub-{tag}"), port).await;
+    let driver = drive(eventloop);
+    let link_base = link.count.load(Ordering::Acquire);
+    link.target.store(link_base + n, Ordering::Release);
+
+    let cpu0 = cpu_ticks();
+    let t0 = Instant::now();
+    let published = publish(publisher.clone(), n);
+
+    let (arrived, last) = match subscriber {
+        Some((client, counter)) => {
+            let (arrived, last) = counter.await.expect("subscriber task");
+            let _ = client.disconnect().await;
+            (arrived, last)
+        }
+        None => {
+            let done = tokio::time::timeout(TIMEOUT, async {
+                while link.count.load(Ordering::Acquire) < link_base + n {
+                    link.reached.notified().await;
+                }
+            })
+            .await;
+            let at = Instant::now();
+            let arrived = link.count.load(Ordering::Acquire) - link_base;
+            (arrived.min(n), done.ok().map(|()| at))
+        }
+    };
+    let end = last.unwrap_or_else(Instant::now);
+    let cpu1 = cpu_ticks();
+    let pub_done = published.await.expect("publisher task");
+
+    // Let the link drain everything of this round (in B it gets every message too), so the
+    // next round's count starts clean.
+    let settle = Instant::now() + Duration::from_secs(10);
+    while link.count.load(Ordering::Acquire) < link_base + n && Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = publisher.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    driver.abort();
+
+    let secs = end.duration_since(t0).as_secs_f64();
+    Sample {
+        arrived,
+        rate: arrived as f64 / secs,
+        pub_rate: n as f64 / pub_done.duration_since(t0).as_secs_f64(),
+        cpu_us: (cpu1 - cpu0) as f64 / TICKS_PER_SEC * 1e6 / arrived.max(1) as f64,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let port = free_port();
+    let cfg = EmbeddedBrokerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        max_connections: 16,
+        // 100 MiB of commit log, so a consumer falling behind within a round is never skipped
+        // ahead (a 200,000-message round is about 16 MiB). Other limits are fieldlink's defaults.
+        max_segments: 100,
+        ..EmbeddedBrokerConfig::default()
+    };
+    let mut registry = Registry::default();
+    let metrics = IngestMetrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
+    let (_broker, source): (EmbeddedBroker, _) = EmbeddedBroker::start(
+        &cfg,
+        Arc::new(AcceptAll),
+        &Topics::default(),
+        &metrics,
+        shutdown.clone(),
+    )
+    .expect("embedded broker starts");
+
+    // The link is drained for the whole run, in both modes.
+    let link = Arc::new(LinkCount::default());
+    let mut uplink = source.uplink;
+    {
+        let link = Arc::clone(&link);
+        tokio::spawn(async move {
+            while let Some(m) = uplink.recv().await {
+                if m.topic == TOPIC {
+                    let now = link.count.fetch_add(1, Ordering::AcqRel) + 1;
+                    if now == link.target.load(Ordering::Acquire) {
+                        link.reached.notify_one();
+                    }
+                }
+            }
+        });
+    }
+
+    let until = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    println!(
+        "hop: {N} QoS 0 messages of {PAYLOAD_BYTES} B on {TOPIC} per measurement, one rumqttc \
+         publisher over TCP, embedded rumqttd on 127.0.0.1:{port}"
+    );
+    println!("A = in-process link (Source.uplink); B = rumqttc subscriber over TCP on {FILTER}");
+    println!(
+        "cores: {}; loadavg at start: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
+
+    measure(Mode::Link, WARMUP, port, &link, "warm-a").await;
+    measure(Mode::Tcp, WARMUP, port, &link, "warm-b").await;
+
+    println!();
+    println!(
+        "{:>5} {:>5} {:>12} {:>12} {:>7} {:>11} {:>11} {:>12} {:>12}",
+        "round",
+        "first",
+        "A msg/s",
+        "B msg/s",
+        "A/B",
+        "A cpu us/m",
+        "B cpu us/m",
+        "A pub msg/s",
+        "B pub msg/s"
+    );
+    let (mut a_all, mut b_all, mut ratio_all) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut a_cpu, mut b_cpu, mut a_pub, mut b_pub) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut incomplete = Vec::new();
+    for round in 0..ROUNDS {
+        let order = if round % 2 == 0 {
+            [Mode::Link, Mode::Tcp]
+        } else {
+            [Mode::Tcp, Mode::Link]
+        };
+        let (mut a, mut b) = (None, None);
+        for mode in order {
+            let tag = format!("{round}-{mode:?}");
+            let s = measure(mode, N, port, &link, &tag).await;
+            if s.arrived < N {
+                incomplete.push(format!(
+                    "round {round} {mode:?}: {} of {N} arrived",
+                    s.arrived
+                ));
+            }
+            match mode {
+                Mode::Link => a = Some(s),
+                Mode::Tcp => b = Some(s),
+            }
+        }
+        let (a, b) = (a.expect("A measured"), b.expect("B measured"));
+        println!(
+            "{:>5} {:>5} {:>12.0} {:>12.0} {:>7.2} {:>11.2} {:>11.2} {:>12.0} {:>12.0}",
+            round + 1,
+            if order[0] == Mode::Link { "A" } else { "B" },
+            a.rate,
+            b.rate,
+            a.rate / b.rate,
+            a.cpu_us,
+            b.cpu_us,
+            a.pub_rate,
+            b.pub_rate
+        );
+        a_all.push(a.rate);
+        b_all.push(b.rate);
+        ratio_all.push(a.rate / b.rate);
+        a_cpu.push(a.cpu_us);
+        b_cpu.push(b.cpu_us);
+        a_pub.push(a.pub_rate);
+        b_pub.push(b.pub_rate);
+    }
+    println!(
+        "{:>5} {:>5} {:>12.0} {:>12.0} {:>7.2} {:>11.2} {:>11.2} {:>12.0} {:>12.0}",
+        "med",
+        "",
+        median(a_all),
+        median(b_all),
+        median(ratio_all),
+        median(a_cpu),
+        median(b_cpu),
+        median(a_pub),
+        median(b_pub)
+    );
+    println!();
+    if incomplete.is_empty() {
+        println!("all {N} messages arrived in every measurement");
+    } else {
+        for line in incomplete {
+            println!("INCOMPLETE {line}");
+        }
+    }
+    println!("loadavg at end: {}", loadavg());
+    println!(
+        "A/B is the median of per-round ratios; cpu us/m = process utime+stime (10 ms ticks) per \
+         message; pub msg/s = rate the publisher queued into its client (the offered load)"
+    );
+    shutdown.cancel();
+}

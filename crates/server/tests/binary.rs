@@ -1,0 +1,130 @@
+//! The `fieldlink` binary as an operator meets it: config errors in words, a first start that
+//! prints its credentials, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fieldlink() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
+    // Keep the test independent of the developer's environment and of config/fieldlink.toml.
+    cmd.env_remove("RUST_LOG").env_remove("FIELDLINK_CONFIG");
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn every_config_problem_is_reported_at_once_with_exit_status_2() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[mqtt]\nurl = \"http://broker\"\ntopic_root = \"fl/#\"\n[[units]]\nid = \"a b\"\nsecret = \"short\"\n",
+    )
+    .expect("write");
+    let out = fieldlink()
+        .args(["--config"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "mqtt.url",
+        "topic prefix",
+        "units[0]: unit id",
+        "at least 16 characters",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let out = fieldlink()
+        .args(["--config", "/nonexistent/fieldlink.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/fieldlink.toml"));
+}
+
+#[test]
+fn first_start_prints_credentials_and_sigterm_stops_it_cleanly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = fieldlink()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--http", &format!("127.0.0.1:{}", free_port())])
+        .args(["--mqtt", &format!("127.0.0.1:{}", free_port())])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let ready = line.contains("They are saved in");
+        seen.push(line);
+        if ready || Instant::now() > deadline {
+            break;
+        }
+    }
+    let text = seen.join("\n");
+    assert!(text.contains("Admin API token: fl_tok_"), "{text}");
+    assert!(text.contains("Demo unit: id demo-1"), "{text}");
+    let saved =
+        std::fs::read_to_string(dir.path().join("first-run-credentials.txt")).expect("saved");
+    assert!(saved.contains("fl_tok_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("first-run-credentials.txt"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "credentials must be readable by the owner only"
+        );
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fieldlink did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The second start creates nothing new and prints no credentials.
+    let out = fieldlink()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["units", "list"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("demo-1"), "{listing}");
+}
