@@ -90,6 +90,10 @@ pub struct Options {
     pub data_dir: Option<std::path::PathBuf>,
     /// Reuse this topic tag (a restart test); a fresh one otherwise.
     pub tag: Option<String>,
+    /// GeoJSON files of grids to load at start (`zones.grid_files`).
+    pub grid_files: Vec<std::path::PathBuf>,
+    /// GeoJSON files of geofences to load at start (`zones.geofence_files`).
+    pub geofence_files: Vec<std::path::PathBuf>,
 }
 
 impl TestServer {
@@ -129,6 +133,8 @@ impl TestServer {
                 format!("127.0.0.1:{port}")
             }
         };
+        config.zones.grid_files = opts.grid_files.clone();
+        config.zones.geofence_files = opts.geofence_files.clone();
         if let Some((url, schema)) = &opts.store {
             config.store.url = url.clone();
             config.store.pg_schema = schema.clone();
@@ -184,6 +190,22 @@ impl TestServer {
         }
     }
 
+    /// A new API token with `role` (the server's credential cache is reloaded).
+    pub async fn token(&self, role: Role) -> String {
+        let state = self.server.state();
+        let name = format!("test {role}");
+        let token = provision::add_token(&state.store, &name, role, state.clock.now())
+            .await
+            .expect("token")
+            .secret;
+        state
+            .credentials
+            .reload()
+            .await
+            .expect("credentials reload");
+        token
+    }
+
     /// Connects unit `i` as a handset.
     pub async fn handset(&self, i: usize) -> Handset {
         let u = &self.units[i];
@@ -219,9 +241,23 @@ impl TestServer {
         token: Option<&str>,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .json(&body);
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Any method on `path`, with a token and a JSON body when given; returns status and JSON
+    /// body (a string when not JSON, empty when there is no body).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -375,3 +375,26 @@ async fn an_oversized_payload_is_refused_and_counted_and_the_next_fix_lands() {
     wait_for_position(&srv, "u000", 30.2711, 120.1611).await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_handset_that_drops_off_the_network_is_shown_offline_by_its_last_will() {
+    let srv = TestServer::start(Options {
+        units: 1,
+        ..Default::default()
+    })
+    .await;
+    let handset = srv.handset(0).await;
+    handset
+        .publish_fix_qos1(fix(30.2721, 120.1621, now_ms()))
+        .await
+        .expect("published");
+    let u = wait_for_position(&srv, "u000", 30.2721, 120.1621).await;
+    assert_eq!(u["presence"], json!("online"));
+    drop(handset); // no DISCONNECT packet: the broker publishes the will
+    eventually(WAIT, "u000 to be offline", || async {
+        let u = srv.unit("u000").await;
+        (u["presence"] == json!("offline")).then_some(u)
+    })
+    .await;
+    srv.stop().await;
+}

@@ -1,15 +1,18 @@
 //! Per-message cost of the ingest hot path, in one run so the figures compare:
 //! (a) prost decode of a 1-fix `GpsReport` alone, (b) `Decoder::decode` (topic, limits, unit
-//! directory, decode, validation), (c) (b) plus updating a latest-position map.
+//! directory, decode, validation), (c) (b) plus `Tracker::apply_fix` of the location core
+//! (filters, latest position, presence, spatial index) for a tracker holding 10k units.
 //!
-//! (c) uses a `HashMap<UnitId, (lat, lon, fix_time)>` stand-in for the location crate's
-//! tracker, which did not compile when this was written; swap in `Tracker::apply_fix` then.
+//! In (c) each iteration moves the fix one step forward in time and about a metre north, so the
+//! update path is measured (a repeated fix time would be rejected as a duplicate instead).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fieldlink_clock::Timestamp;
 use fieldlink_ingest::{Decoder, Limits, Uplink};
+use fieldlink_location::{Fix, FixSource, LocationConfig, Tracker};
 use fieldlink_proto::{Topics, UnitId, UplinkKind, v1};
 use prost::Message;
 
@@ -58,23 +61,51 @@ fn bench(c: &mut Criterion) {
                 .expect("valid")
         })
     });
-    let mut latest: HashMap<UnitId, (f64, f64, i64)> = HashMap::new();
+    let mut tracker = Tracker::new(LocationConfig::default());
+    let t0 = 1_764_446_399_000_i64;
+    for i in 0..10_000 {
+        let fix = Fix::new(
+            Timestamp::from_millis(t0),
+            30.22 + f64::from(i % 100) * 0.0008,
+            120.15 + f64::from(i / 100) * 0.0006,
+        );
+        tracker.apply_fix(&format!("u{i}"), fix, Timestamp::from_millis(t0));
+    }
+    let mut step = 0_i64;
     group.bench_function("c_decode_validate_update", |b| {
         b.iter(|| {
             let env = decoder
                 .decode(black_box(&topic), black_box(&payload), &units)
                 .expect("valid");
             if let Uplink::Gps(report) = env.message {
-                if let Some(f) = report.fixes.last() {
-                    let slot = latest.entry(env.unit).or_insert((0.0, 0.0, i64::MIN));
-                    if f.fix_time_ms >= slot.2 {
-                        *slot = (f.lat, f.lon, f.fix_time_ms);
-                    }
+                for f in &report.fixes {
+                    step += 1;
+                    let fix_time = Timestamp::from_millis(f.fix_time_ms + step * 1000);
+                    let fix = Fix {
+                        fix_time,
+                        // A triangle wave: back and forth, never a jump.
+                        lat: f.lat + ((step % 2000) - 1000).abs() as f64 * 1e-5,
+                        lon: f.lon,
+                        alt_m: f.alt_m,
+                        accuracy_m: f.accuracy_m,
+                        speed_mps: f.speed_mps,
+                        heading_deg: f.heading_deg,
+                        battery_pct: f.battery_pct,
+                        satellites: f.satellites,
+                        source: FixSource::Native,
+                        seq: f.seq,
+                    };
+                    black_box(tracker.apply_fix(env.unit.as_str(), fix, fixed_now(fix_time)));
                 }
             }
         })
     });
     group.finish();
+}
+
+/// The server receives a fix a moment after it was taken.
+fn fixed_now(fix_time: Timestamp) -> Timestamp {
+    fix_time.plus(std::time::Duration::from_millis(300))
 }
 
 criterion_group! {

@@ -106,6 +106,8 @@ fn options(id: &str, port: u16) -> MqttOptions {
     o.set_inflight(u16::MAX);
     o.set_keep_alive(Duration::from_secs(60));
     o.set_clean_session(true);
+    // rumqttd refuses a CONNECT without credentials once an auth handler is set.
+    o.set_credentials(id, "bench");
     o
 }
 

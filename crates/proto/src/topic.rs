@@ -217,7 +217,10 @@ impl Default for Topics {
 fn valid_prefix(p: &str) -> bool {
     !p.is_empty()
         && p.split('/').all(|level| {
-            !level.is_empty() && !level.chars().any(|c| c == '+' || c == '#' || c.is_control())
+            !level.is_empty()
+                && !level
+                    .chars()
+                    .any(|c| c == '+' || c == '#' || c.is_control())
         })
 }
 
@@ -385,7 +388,10 @@ mod tests {
             t.parse("fl/v1/u/a/teleport"),
             Err(TopicError::UnknownKind { .. })
         ));
-        assert!(matches!(t.parse("fl/v1/x/a/gps"), Err(TopicError::Unknown(_))));
+        assert!(matches!(
+            t.parse("fl/v1/x/a/gps"),
+            Err(TopicError::Unknown(_))
+        ));
         assert!(matches!(t.parse("other/a/b"), Err(TopicError::Unknown(_))));
     }
 

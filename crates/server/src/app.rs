@@ -28,7 +28,7 @@ use crate::credentials::Credentials;
 use crate::metrics::ServerMetrics;
 use crate::persist::{self, PendingWrites};
 use crate::state::{AppState, Inner};
-use crate::{admin, http, provision, retention, uplink};
+use crate::{admin, http, provision, retention, uplink, zones};
 
 /// How often the credential cache is refreshed from the store.
 const CREDENTIAL_REFRESH: Duration = Duration::from_secs(3);
@@ -185,11 +185,14 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         store: store.clone(),
         credentials: credentials.clone(),
         tracker: Mutex::new(Tracker::new(config.location.clone())),
+        zones: Mutex::default(),
         registry,
         metrics,
         clock: clock.clone(),
         downlink,
     });
+    let (stored, from_files) = zones::load(&state, &config.zones).await?;
+    tracing::info!(stored, from_files, "geofences and grids loaded");
     let restored = persist::restore(&state, &store).await?;
     tracing::info!(units = restored, "latest positions restored from the store");
 

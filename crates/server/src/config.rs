@@ -32,6 +32,8 @@ pub struct Config {
     pub store: StoreSection,
     /// Positions, presence, filters.
     pub location: LocationConfig,
+    /// Geofences and grids loaded from GeoJSON files at start.
+    pub zones: ZonesConfig,
     /// Logging.
     pub log: LogConfig,
     /// Graceful shutdown.
@@ -48,6 +50,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             store: StoreSection::default(),
             location: LocationConfig::default(),
+            zones: ZonesConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             units: Vec::new(),
@@ -165,6 +168,17 @@ impl StoreSection {
     pub fn flush_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.flush_interval_ms.max(50))
     }
+}
+
+/// `[zones]`: GeoJSON files of areas loaded into memory at start, read-only (not written to the
+/// store, refused by the API's writes). Relative paths are relative to the working directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZonesConfig {
+    /// FeatureCollections whose features are geofences (unless a feature says `"kind": "grid"`).
+    pub geofence_files: Vec<PathBuf>,
+    /// FeatureCollections whose features are grids (unless a feature says `"kind": "geofence"`).
+    pub grid_files: Vec<PathBuf>,
 }
 
 /// How log lines look.
@@ -321,6 +335,19 @@ impl Config {
                 fieldlink_store::redact_url(url)
             ));
         }
+        for (key, files) in [
+            ("zones.geofence_files", &self.zones.geofence_files),
+            ("zones.grid_files", &self.zones.grid_files),
+        ] {
+            for (i, file) in files.iter().enumerate() {
+                if !file.is_file() {
+                    problems.push(format!(
+                        "{key}[{i}]: {} is not a readable file (paths are relative to the working directory)",
+                        file.display()
+                    ));
+                }
+            }
+        }
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".into());
         }
@@ -387,6 +414,7 @@ mod tests {
         c.mqtt.topic_root = "fl/#".into();
         c.mqtt.uplink_queue = 0;
         c.store.url = "mysql://x".into();
+        c.zones.grid_files.push("no/such/grids.geojson".into());
         c.units.push(ConfiguredUnit {
             id: "bad id".into(),
             secret: "short".into(),
@@ -395,9 +423,10 @@ mod tests {
             skills: vec![],
         });
         let err = c.validate().expect_err("invalid");
-        assert_eq!(err.0.len(), 7, "{err}");
+        assert_eq!(err.0.len(), 8, "{err}");
         let text = err.to_string();
         assert!(text.contains("mqtt.url"), "{text}");
         assert!(text.contains("spaceship"), "{text}");
+        assert!(text.contains("zones.grid_files[0]"), "{text}");
     }
 }

@@ -10,6 +10,7 @@ mod location;
 mod ops;
 mod track;
 mod units;
+mod zones;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -37,6 +38,27 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/units/{id}/rotate-secret",
             post(units::rotate_secret),
         )
+        .route(
+            "/api/v1/geofences",
+            get(zones::list::<false>).post(zones::create::<false>),
+        )
+        .route(
+            "/api/v1/geofences/{id}",
+            get(zones::get_one::<false>)
+                .put(zones::put::<false>)
+                .delete(zones::delete::<false>),
+        )
+        .route(
+            "/api/v1/grids",
+            get(zones::list::<true>).post(zones::create::<true>),
+        )
+        .route(
+            "/api/v1/grids/{id}",
+            get(zones::get_one::<true>)
+                .put(zones::put::<true>)
+                .delete(zones::delete::<true>),
+        )
+        .route("/api/v1/grids/{id}/units", get(zones::grid_units))
         .fallback(ops::not_found)
         .with_state(state)
 }

@@ -9,6 +9,7 @@
 //! - [`uplink`]: decoded uplinks into the location core; [`persist`]: positions to the store;
 //!   [`retention`]: pruning old track history.
 //! - [`http`]: the HTTP API; [`metrics`]: the server's metrics; [`telemetry`]: logging.
+//! - [`zones`]: geofences and grids: loading (store and config files), members, zone events.
 //! - [`state`]: what the handlers and tasks share.
 //!
 //! `src/main.rs` is the thin binary around these.
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod state;
 pub mod telemetry;
 pub mod uplink;
+pub mod zones;
 
 pub use app::{Server, start};
 pub use config::Config;

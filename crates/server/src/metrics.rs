@@ -13,6 +13,13 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// Label of `fieldlink_zone_events_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneEventLabel {
+    /// `enter` or `exit`.
+    pub kind: &'static str,
+}
+
 /// Metrics of the server crate.
 #[derive(Debug, Clone, Default)]
 pub struct ServerMetrics {
@@ -28,6 +35,8 @@ pub struct ServerMetrics {
     pub store_write_errors: Counter,
     /// Track-history rows deleted by retention.
     pub track_rows_pruned: Counter,
+    /// Units entering or leaving a geofence or grid.
+    pub zone_events: Family<ZoneEventLabel, Counter>,
 }
 
 impl ServerMetrics {
@@ -63,6 +72,11 @@ impl ServerMetrics {
             "fieldlink_track_rows_pruned",
             "Track-history rows deleted because they were older than location.track_retention",
             m.track_rows_pruned.clone(),
+        );
+        registry.register(
+            "fieldlink_zone_events",
+            "Units entering (kind=enter) or leaving (kind=exit) a geofence or grid",
+            m.zone_events.clone(),
         );
         m
     }

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::credentials::Credentials;
 use crate::metrics::ServerMetrics;
+use crate::zones::ZoneBook;
 
 /// Shared state. Cheap to clone.
 #[derive(Clone)]
@@ -26,8 +27,11 @@ pub struct Inner {
     pub store: Store,
     /// Units and API tokens.
     pub credentials: Credentials,
-    /// Latest positions and presence.
+    /// Latest positions and presence, and the geofences and grids (the core keeps the areas
+    /// and which of them each unit is in).
     pub tracker: Mutex<Tracker>,
+    /// Members and origin of each geofence and grid. Lock after the tracker, never before.
+    pub zones: Mutex<ZoneBook>,
     /// Every metric, for `/metrics`.
     pub registry: Registry,
     /// The server's own metric handles.
@@ -62,6 +66,11 @@ impl AppState {
     /// The parts.
     pub fn inner(&self) -> &Inner {
         &self.0
+    }
+
+    /// Locks the zone book (briefly; after the tracker when both are needed).
+    pub fn zone_book(&self) -> MutexGuard<'_, ZoneBook> {
+        self.0.zones.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks the tracker (briefly: never hold it across an `.await`).

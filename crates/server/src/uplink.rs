@@ -1,7 +1,8 @@
 //! What happens to a decoded uplink: the path from ingest into the location core.
 //!
 //! Runs as one task reading ingest's bounded `Received` channel. A GPS fix goes through the
-//! location core (filters, latest position, presence) under a brief lock, and is queued for the
+//! location core (filters, latest position, presence, the geofences and grids it is in) under a
+//! brief lock, its zone events are logged and counted (`crate::zones`), and it is queued for the
 //! store (history always, flagged when filtered; the latest-position snapshot when it became the
 //! latest). Heartbeats keep a unit present; last wills (MQTT or OwnTracks) mark it offline. The
 //! other kinds (PTT, video, SOS, receipts, reports) are counted by ingest and handled by the crates
@@ -74,6 +75,7 @@ fn apply_fix(state: &AppState, pending: &PendingWrites, unit: &str, fix: Fix, no
     if let Some(event) = &outcome.presence {
         tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
     }
+    crate::zones::record_events(state, &outcome.zone_events);
     let row = track_row(
         unit,
         &fix,

@@ -128,3 +128,50 @@ fn first_start_prints_credentials_and_sigterm_stops_it_cleanly() {
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("demo-1"), "{listing}");
 }
+
+#[test]
+fn environment_variables_override_the_defaults_and_flags_override_both() {
+    let env_dir = tempfile::tempdir().expect("dir");
+    let flag_dir = tempfile::tempdir().expect("dir");
+    let out = fieldlink()
+        .env("FIELDLINK_DATA_DIR", env_dir.path())
+        .args(["units", "add", "from-env", "--type", "car"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        env_dir.path().join("fieldlink.db").exists(),
+        "FIELDLINK_DATA_DIR chose the store"
+    );
+
+    let out = fieldlink()
+        .env("FIELDLINK_DATA_DIR", env_dir.path())
+        .arg("--data")
+        .arg(flag_dir.path())
+        .args(["units", "list"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !listing.contains("from-env"),
+        "--data wins over the environment:\n{listing}"
+    );
+    assert!(flag_dir.path().join("fieldlink.db").exists());
+
+    let out = fieldlink()
+        .env("FIELDLINK_MQTT__TOPIC_ROOT", "fl/#")
+        .args(["units", "list"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad nested key from the environment is refused"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("topic prefix"));
+}

@@ -11,6 +11,7 @@
 //!   The SQL is written once for both (`$1` placeholders and `ON CONFLICT` work in both).
 //! - `accounts.rs`: units (responder handsets) and API tokens.
 //! - `positions.rs`: the latest-position snapshot and the track history.
+//! - `zones.rs`: geofences and grids managed through the API (geometry kept as GeoJSON text).
 //! - `rows.rs`: columns to records. `model.rs`: the records. `secret.rs`: secrets and their
 //!   hashes. `error.rs`: [`StoreError`].
 //! - `testing.rs` (feature `testing`): the PostgreSQL test helper other crates reuse.
@@ -32,6 +33,7 @@ pub mod secret;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod zones;
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,6 +42,7 @@ pub use error::{StoreError, redact_url};
 pub use fieldlink_clock::Timestamp;
 pub use model::{
     NewToken, NewUnit, PositionRow, Role, TokenRecord, TrackRow, UnitRecord, UnitType, UnknownName,
+    ZoneKind, ZoneRecord,
 };
 pub use secret::{SecretHash, format_token, generate_id, generate_secret, parse_token};
 
@@ -173,3 +176,15 @@ impl fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+// Dispatch persistence: the journal, incident / work-order / alarm snapshots, the outbox, timers
+// and request idempotency, all written through `Store::commit` (journal.rs).
+mod dispatch_model;
+mod dispatch_reads;
+mod dispatch_rows;
+mod journal;
+mod outbox;
+pub use dispatch_model::{
+    AlarmRow, ChangeSet, Committed, DispatchState, EventRow, IncidentRow, NewEvent, OrderRow,
+    OutboxEntry, OutboxRow, TimerRow,
+};

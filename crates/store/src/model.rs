@@ -122,6 +122,45 @@ impl FromStr for Role {
     }
 }
 
+/// What a stored area is: a grid of the street's division of labour or any other geofence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneKind {
+    /// A venue, a checkpoint, an incident's scene.
+    Geofence,
+    /// A grid (网格): an area of responsibility responders belong to.
+    Grid,
+}
+
+impl ZoneKind {
+    /// Both kinds.
+    pub const ALL: [ZoneKind; 2] = [ZoneKind::Geofence, ZoneKind::Grid];
+
+    /// The name used in JSON and the database: `geofence`, `grid`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ZoneKind::Geofence => "geofence",
+            ZoneKind::Grid => "grid",
+        }
+    }
+}
+
+impl fmt::Display for ZoneKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ZoneKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ZoneKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownName::new("zone kind", s, &ZoneKind::ALL.map(ZoneKind::as_str)))
+    }
+}
+
 /// A name that is not one of an enum's names; says which ones would have been accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownName {
@@ -222,6 +261,29 @@ pub struct TokenRecord {
     pub revoked: bool,
 }
 
+/// A geofence or grid as stored. The store keeps the geometry as text and does not read it:
+/// what the shape means is the location crate's business.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneRecord {
+    /// Unique across geofences and grids.
+    pub id: String,
+    /// Geofence or grid.
+    pub kind: ZoneKind,
+    /// What the command room calls it.
+    pub name: String,
+    /// A GeoJSON geometry object (WGS-84) as JSON text: Polygon, MultiPolygon, or Point for a
+    /// circle.
+    pub geometry: String,
+    /// The circle's radius in metres when `geometry` is a Point; `None` otherwise.
+    pub radius_m: Option<f64>,
+    /// Unit ids; for a grid, the responders who belong to it.
+    pub members: Vec<String>,
+    /// When it was first stored (kept when it is replaced).
+    pub created_at: Timestamp,
+    /// When it was last stored.
+    pub updated_at: Timestamp,
+}
+
 /// The latest known position of one unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PositionRow {
@@ -300,6 +362,11 @@ mod tests {
         }
         assert_eq!(UnitType::EBike.as_str(), "e_bike");
         assert_eq!(UnitType::default(), UnitType::OnFoot);
+        for k in ZoneKind::ALL {
+            assert_eq!(k.to_string().parse::<ZoneKind>(), Ok(k));
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        assert!("fence".parse::<ZoneKind>().is_err());
         let err = "bus".parse::<UnitType>().unwrap_err().to_string();
         assert!(err.contains("bus") && err.contains("on_foot"), "{err}");
     }

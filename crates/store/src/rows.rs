@@ -6,7 +6,10 @@
 
 use fieldlink_clock::Timestamp;
 
-use crate::{PositionRow, Role, SecretHash, StoreError, TokenRecord, TrackRow, UnitRecord};
+use crate::{
+    PositionRow, Role, SecretHash, StoreError, TokenRecord, TrackRow, UnitRecord, ZoneKind,
+    ZoneRecord,
+};
 
 // The column lists are macros, not consts, so that `concat!` can build whole `&'static str`
 // queries from them.
@@ -35,6 +38,14 @@ macro_rules! position_columns {
     };
 }
 pub(crate) use position_columns;
+
+/// Columns of `zones`, in [`ZoneRaw`] order.
+macro_rules! zone_columns {
+    () => {
+        "id, kind, name, geometry, radius_m, members, created_at, updated_at"
+    };
+}
+pub(crate) use zone_columns;
 
 /// A `units` row as stored.
 #[derive(sqlx::FromRow)]
@@ -169,5 +180,42 @@ impl From<TrackRaw> for TrackRow {
             source: p.source,
             flag: r.flag,
         }
+    }
+}
+
+/// A `zones` row as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ZoneRaw {
+    id: String,
+    kind: String,
+    name: String,
+    geometry: String,
+    radius_m: Option<f64>,
+    members: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ZoneRaw> for ZoneRecord {
+    type Error = StoreError;
+    fn try_from(r: ZoneRaw) -> Result<Self, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: "zone",
+            id: r.id.clone(),
+            detail,
+        };
+        let kind: ZoneKind = r.kind.parse().map_err(|e| corrupt(format!("{e}")))?;
+        let members = serde_json::from_str(&r.members)
+            .map_err(|e| corrupt(format!("members are not a JSON list of strings: {e}")))?;
+        Ok(ZoneRecord {
+            id: r.id,
+            kind,
+            name: r.name,
+            geometry: r.geometry,
+            radius_m: r.radius_m,
+            members,
+            created_at: Timestamp::from_millis(r.created_at),
+            updated_at: Timestamp::from_millis(r.updated_at),
+        })
     }
 }

@@ -8,7 +8,8 @@ use std::time::Instant;
 use fieldlink_store::testing::{drop_schema, postgres_config_or_skip, sqlite_config};
 use fieldlink_store::{
     Backend, NewToken, NewUnit, PositionRow, Role, SecretHash, Store, StoreConfig, StoreError,
-    Timestamp, TrackRow, UnitType, format_token, generate_id, generate_secret, parse_token,
+    Timestamp, TrackRow, UnitType, ZoneKind, ZoneRecord, format_token, generate_id,
+    generate_secret, parse_token,
 };
 
 /// One `mod` per scenario with a `sqlite` and a `postgres` test running it.
@@ -34,6 +35,7 @@ on_both_backends!(
     tokens,
     latest_positions,
     track_history,
+    zones,
     reopen_keeps_data
 );
 
@@ -351,6 +353,93 @@ async fn track_history(cfg: StoreConfig) {
     store.close().await;
 }
 
+fn zone(id: &str, kind: ZoneKind, at_ms: i64) -> ZoneRecord {
+    let (geometry, radius_m) = match kind {
+        ZoneKind::Grid => (
+            r#"{"type":"Polygon","coordinates":[[[120.16,30.25],[120.17,30.25],[120.17,30.26],[120.16,30.25]]]}"#,
+            None,
+        ),
+        ZoneKind::Geofence => (
+            r#"{"type":"Point","coordinates":[120.165,30.255]}"#,
+            Some(150.5),
+        ),
+    };
+    ZoneRecord {
+        id: id.into(),
+        kind,
+        name: format!("Zone {id} 湖滨"),
+        geometry: geometry.into(),
+        radius_m,
+        members: match kind {
+            ZoneKind::Grid => vec!["u1".into(), "u2".into()],
+            ZoneKind::Geofence => vec![],
+        },
+        created_at: t(at_ms),
+        updated_at: t(at_ms),
+    }
+}
+
+async fn zones(cfg: StoreConfig) {
+    let store = Store::open(&cfg).await.expect("open");
+    assert!(store.list_zones(None).await.unwrap().is_empty());
+    assert_eq!(store.get_zone("g1").await.unwrap(), None);
+
+    let g1 = store
+        .put_zone(&zone("g1", ZoneKind::Grid, 1_000))
+        .await
+        .unwrap();
+    assert_eq!(g1, zone("g1", ZoneKind::Grid, 1_000));
+    store
+        .put_zone(&zone("g0", ZoneKind::Grid, 1_100))
+        .await
+        .unwrap();
+    let fence = store
+        .put_zone(&zone("scene", ZoneKind::Geofence, 1_200))
+        .await
+        .unwrap();
+    assert_eq!(fence.radius_m, Some(150.5));
+    assert!(fence.members.is_empty());
+    assert_eq!(store.get_zone("g1").await.unwrap(), Some(g1.clone()));
+
+    let ids = |list: Vec<ZoneRecord>| list.into_iter().map(|z| z.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_zones(None).await.unwrap()),
+        ["g0", "g1", "scene"]
+    );
+    assert_eq!(
+        ids(store.list_zones(Some(ZoneKind::Grid)).await.unwrap()),
+        ["g0", "g1"]
+    );
+    assert_eq!(
+        ids(store.list_zones(Some(ZoneKind::Geofence)).await.unwrap()),
+        ["scene"]
+    );
+
+    // Upsert: everything is replaced except created_at.
+    let mut changed = zone("g1", ZoneKind::Grid, 5_000);
+    changed.name = "Renamed".into();
+    changed.members = vec!["u3".into()];
+    let stored = store.put_zone(&changed).await.unwrap();
+    assert_eq!(stored.created_at, t(1_000));
+    assert_eq!(stored.updated_at, t(5_000));
+    assert_eq!(
+        (stored.name.as_str(), &stored.members[..]),
+        ("Renamed", &["u3".to_owned()][..])
+    );
+    assert_eq!(store.get_zone("g1").await.unwrap(), Some(stored));
+    assert_eq!(store.list_zones(None).await.unwrap().len(), 3);
+
+    store.delete_zone("g1").await.unwrap();
+    assert_eq!(store.get_zone("g1").await.unwrap(), None);
+    let missing = store.delete_zone("g1").await;
+    assert!(
+        matches!(&missing, Err(StoreError::NotFound { what: "zone", id }) if id == "g1"),
+        "{missing:?}"
+    );
+    assert_eq!(ids(store.list_zones(None).await.unwrap()), ["g0", "scene"]);
+    store.close().await;
+}
+
 async fn reopen_keeps_data(cfg: StoreConfig) {
     let store = Store::open(&cfg).await.expect("open");
     store.create_unit(&new_unit("u1", "s")).await.unwrap();
@@ -359,6 +448,10 @@ async fn reopen_keeps_data(cfg: StoreConfig) {
         .await
         .unwrap();
     store.append_track(&[fix("u1", 100, None)]).await.unwrap();
+    store
+        .put_zone(&zone("g1", ZoneKind::Grid, 100))
+        .await
+        .unwrap();
     store.close().await;
     assert!(store.ping().await.is_err(), "a closed store refuses work");
 
@@ -376,6 +469,10 @@ async fn reopen_keeps_data(cfg: StoreConfig) {
             .unwrap()
             .len(),
         1
+    );
+    assert_eq!(
+        again.get_zone("g1").await.unwrap(),
+        Some(zone("g1", ZoneKind::Grid, 100))
     );
     again.close().await;
 }

@@ -25,14 +25,13 @@ const DEFAULT_NEAREST: usize = 5;
 
 /// Parses `?coords=`: absent means WGS-84.
 pub fn parse_coords(raw: Option<&str>) -> Result<CoordSystem, ApiError> {
-    match raw.map(str::trim).map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("wgs84") => Ok(CoordSystem::Wgs84),
-        Some("gcj02") => Ok(CoordSystem::Gcj02),
-        Some("bd09") => Ok(CoordSystem::Bd09),
-        Some(other) => Err(ApiError::bad_request(
-            "bad_coords",
-            format!("unknown coordinate system {other:?}: use wgs84, gcj02 or bd09"),
-        )),
+    match raw.map(str::trim) {
+        None | Some("") => Ok(CoordSystem::Wgs84),
+        Some(name) => name
+            .parse()
+            .map_err(|e: fieldlink_location::UnknownCoordSystem| {
+                ApiError::bad_request("bad_coords", e.to_string())
+            }),
     }
 }
 

@@ -87,10 +87,12 @@ pub struct ListQuery {
     status: Option<String>,
     /// `wgs84` (default), `gcj02` or `bd09`.
     coords: Option<String>,
+    /// A grid id: only units whose latest position lies in it (geometry, no hysteresis).
+    grid: Option<String>,
 }
 
-/// `GET /api/v1/units?bbox=&status=&coords=` (viewer). With `bbox`, units without a position
-/// are left out; with `status`, units never heard from are left out.
+/// `GET /api/v1/units?bbox=&grid=&status=&coords=` (viewer). With `bbox` or `grid`, units
+/// without a position are left out; with `status`, units never heard from are left out.
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -102,6 +104,16 @@ pub async fn list(
     let status = q.status.as_deref().map(parse_status).transpose()?;
     let records = state.credentials.units();
     let tracker = state.tracker();
+    let grid = match q.grid.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(id) => match tracker.zones().get(id) {
+            Some(z) if z.kind == fieldlink_location::ZoneKind::Grid => Some(z),
+            _ => {
+                let message = format!("no grid has the id {id:?} (see GET /api/v1/grids)");
+                return Err(ApiError::not_found("grid_not_found", message));
+            }
+        },
+    };
     Ok(Json(
         records
             .iter()
@@ -109,6 +121,10 @@ pub async fn list(
             .filter(|(_, s)| match &status {
                 None => true,
                 Some(wanted) => s.is_some_and(|s| wanted.contains(&s.presence)),
+            })
+            .filter(|(_, s)| match grid {
+                None => true,
+                Some(z) => s.is_some_and(|s| z.contains(s.fix.lat, s.fix.lon)),
             })
             .map(|(r, s)| UnitView::new(r, s).in_coords(coords))
             .filter(|v| match (&bbox, v.lat, v.lon) {

@@ -1,0 +1,256 @@
+//! Geofences and grids in the server: where they come from, what the core does not keep about
+//! them, and what happens when a unit enters or leaves one.
+//!
+//! The geometry and the enter/exit rule live in the location core, inside the [`Tracker`] (it runs
+//! `Zones::update` under its own lock for every fix that becomes a unit's latest, and keeps the
+//! areas each unit is in). This module owns the rest: the [`ZoneBook`] (members of grids, and
+//! whether an area came from the API, and so the store, or from a read-only file of the config),
+//! loading both sources at start, the mapping to and from [`ZoneRecord`], the API's body format
+//! (a GeoJSON Feature, see `parse.rs`) and the log lines and metric of zone events.
+//!
+//! Lock order: the tracker before the book; most callers take one, copy, and let go.
+//!
+//! [`Tracker`]: fieldlink_location::Tracker
+
+mod parse;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use fieldlink_clock::Timestamp;
+use fieldlink_location::{Shape, Zone, ZoneEvent, ZoneKind, Zones};
+use fieldlink_store::ZoneRecord;
+use serde_json::{Value, json};
+
+pub use parse::{Invalid, parse_feature};
+
+use crate::config::ZonesConfig;
+use crate::metrics::ZoneEventLabel;
+use crate::state::AppState;
+
+/// Where an area came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// Created through the API and kept in the store.
+    Api {
+        /// First stored.
+        created_at: Timestamp,
+        /// Last stored.
+        updated_at: Timestamp,
+    },
+    /// Loaded from a GeoJSON file of the config: read-only.
+    File(PathBuf),
+}
+
+/// What the server knows about an area beyond its geometry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneMeta {
+    /// Unit ids; for a grid, the responders who belong to it.
+    pub members: Vec<String>,
+    /// API (stored) or file (read-only).
+    pub origin: Origin,
+}
+
+/// Members and origin of every area, by id. The geometry is in the tracker.
+#[derive(Debug, Default)]
+pub struct ZoneBook(HashMap<String, ZoneMeta>);
+
+impl ZoneBook {
+    /// The area's metadata.
+    pub fn get(&self, id: &str) -> Option<&ZoneMeta> {
+        self.0.get(id)
+    }
+
+    /// Adds or replaces an area's metadata.
+    pub fn insert(&mut self, id: &str, meta: ZoneMeta) {
+        self.0.insert(id.to_owned(), meta);
+    }
+
+    /// Forgets an area.
+    pub fn remove(&mut self, id: &str) -> Option<ZoneMeta> {
+        self.0.remove(id)
+    }
+}
+
+/// The store's kind of a core kind.
+pub fn stored_kind(kind: ZoneKind) -> fieldlink_store::ZoneKind {
+    match kind {
+        ZoneKind::Geofence => fieldlink_store::ZoneKind::Geofence,
+        ZoneKind::Grid => fieldlink_store::ZoneKind::Grid,
+    }
+}
+
+/// The core's kind of a stored kind.
+pub fn core_kind(kind: fieldlink_store::ZoneKind) -> ZoneKind {
+    match kind {
+        fieldlink_store::ZoneKind::Geofence => ZoneKind::Geofence,
+        fieldlink_store::ZoneKind::Grid => ZoneKind::Grid,
+    }
+}
+
+/// `grid` or `geofence`.
+pub fn kind_name(kind: ZoneKind) -> &'static str {
+    stored_kind(kind).as_str()
+}
+
+/// An area as a store record (the geometry as GeoJSON text, WGS-84).
+pub fn to_record(zone: &Zone, members: &[String], now: Timestamp) -> ZoneRecord {
+    let feature = zone.to_geojson();
+    let radius_m = match zone.shape {
+        Shape::Circle { radius_m, .. } => Some(radius_m),
+        Shape::Polygon(_) => None,
+    };
+    ZoneRecord {
+        id: zone.id.to_string(),
+        kind: stored_kind(zone.kind),
+        name: zone.name.clone(),
+        geometry: feature["geometry"].to_string(),
+        radius_m,
+        members: members.to_vec(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A stored record back to an area, through the same GeoJSON reader as files and the API.
+pub fn from_record(r: &ZoneRecord) -> Result<Zone, String> {
+    let geometry: Value = serde_json::from_str(&r.geometry).map_err(|e| e.to_string())?;
+    let mut properties = json!({ "name": r.name, "kind": r.kind.as_str() });
+    if let Some(radius) = r.radius_m {
+        properties["radius_m"] = json!(radius);
+    }
+    let feature =
+        json!({ "type": "Feature", "id": r.id, "geometry": geometry, "properties": properties });
+    let mut zones =
+        Zones::parse_geojson(&feature.to_string(), core_kind(r.kind)).map_err(|e| e.to_string())?;
+    zones.pop().ok_or_else(|| "no area".to_owned())
+}
+
+/// An area as the API shows it: its GeoJSON Feature, with members, origin and times added to
+/// the properties.
+pub fn feature(zone: &Zone, meta: Option<&ZoneMeta>) -> Value {
+    let mut f = zone.to_geojson();
+    let props = &mut f["properties"];
+    let members = meta.map(|m| m.members.clone()).unwrap_or_default();
+    props["members"] = json!(members);
+    match meta.map(|m| &m.origin) {
+        Some(Origin::Api {
+            created_at,
+            updated_at,
+        }) => {
+            props["source"] = json!("api");
+            props["created_at"] = json!(created_at.to_rfc3339());
+            props["updated_at"] = json!(updated_at.to_rfc3339());
+        }
+        Some(Origin::File(path)) => {
+            props["source"] = json!("file");
+            props["file"] = json!(path.display().to_string());
+        }
+        None => {}
+    }
+    f
+}
+
+/// Loads the stored areas, then the config's files (a file's area replaces a stored one with
+/// its id, with a warning), into the tracker and the book. Call before the positions are
+/// restored, so restored units know the areas they are in. Returns (stored, from files).
+pub async fn load(state: &AppState, config: &ZonesConfig) -> Result<(usize, usize)> {
+    let records = state
+        .store
+        .list_zones(None)
+        .await
+        .context("cannot read the geofences and grids from the store")?;
+    let mut loaded: Vec<(Zone, ZoneMeta)> = Vec::new();
+    for r in &records {
+        match from_record(r) {
+            Ok(zone) => loaded.push((
+                zone,
+                ZoneMeta {
+                    members: r.members.clone(),
+                    origin: Origin::Api {
+                        created_at: r.created_at,
+                        updated_at: r.updated_at,
+                    },
+                },
+            )),
+            // One unreadable row must not keep the command room dark: skip it, loudly.
+            Err(e) => {
+                tracing::error!(zone = %r.id, error = %e, "stored zone is unreadable; skipped")
+            }
+        }
+    }
+    let stored = loaded.len();
+    let mut from_files = 0;
+    for (files, kind) in [
+        (&config.geofence_files, ZoneKind::Geofence),
+        (&config.grid_files, ZoneKind::Grid),
+    ] {
+        for path in files {
+            for (zone, members) in read_file(path, kind)? {
+                if let Some(i) = loaded.iter().position(|(z, _)| z.id == zone.id) {
+                    tracing::warn!(zone = %zone.id, file = %path.display(), "a zone from a file replaces the stored zone with the same id");
+                    loaded.remove(i);
+                }
+                let origin = Origin::File(path.clone());
+                loaded.push((zone, ZoneMeta { members, origin }));
+                from_files += 1;
+            }
+        }
+    }
+    let mut tracker = state.tracker();
+    let mut book = state.zone_book();
+    for (zone, meta) in loaded {
+        book.insert(&zone.id, meta);
+        tracker.upsert_zone(zone);
+    }
+    Ok((stored, from_files))
+}
+
+/// The areas of one GeoJSON file, with the members their features list.
+fn read_file(path: &Path, kind: ZoneKind) -> Result<Vec<(Zone, Vec<String>)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the zones file {}", path.display()))?;
+    let zones = Zones::parse_geojson(&text, kind)
+        .with_context(|| format!("the zones file {} is not usable", path.display()))?;
+    let doc: Value = serde_json::from_str(&text)?;
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    let features = match doc["type"].as_str() {
+        Some("Feature") => vec![doc.clone()],
+        _ => doc["features"].as_array().cloned().unwrap_or_default(),
+    };
+    for f in &features {
+        let props = &f["properties"];
+        let id = match f.get("id").or_else(|| props.get("id")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => continue,
+        };
+        let list = props["members"].as_array().map(|m| {
+            m.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        });
+        members.insert(id, list.unwrap_or_default());
+    }
+    Ok(zones
+        .into_iter()
+        .map(|z| {
+            let m = members.remove(&*z.id).unwrap_or_default();
+            (z, m)
+        })
+        .collect())
+}
+
+/// Logs and counts the enter and exit events of one fix. The journal comes with a later issue.
+pub fn record_events(state: &AppState, events: &[ZoneEvent]) {
+    for e in events {
+        let event = if e.entered { "enter" } else { "exit" };
+        state
+            .metrics
+            .zone_events
+            .get_or_create(&ZoneEventLabel { kind: event })
+            .inc();
+        tracing::info!(unit = %e.unit, zone = %e.zone, zone_kind = kind_name(e.kind), event, at = %e.at.to_rfc3339(), "zone {event}");
+    }
+}
