@@ -315,3 +315,42 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Milliseconds since the epoch on the wall clock (for fix times in tests on the system clock).
+pub fn now_ms() -> i64 {
+    fieldlink_clock::Clock::now(&fieldlink_clock::SystemClock).as_millis()
+}
+
+/// A fix at `lat, lon` taken at `at_ms`, 8 m accurate from 9 satellites.
+pub fn fix(lat: f64, lon: f64, at_ms: i64) -> fieldlink_proto::v1::GpsFix {
+    fieldlink_proto::v1::GpsFix {
+        fix_time_ms: at_ms,
+        lat,
+        lon,
+        accuracy_m: Some(8.0),
+        satellites: 9,
+        ..Default::default()
+    }
+}
+
+/// A square grid (GeoJSON Feature) of ±`half_deg` around `(lat, lon)` with these members.
+pub fn square_grid(
+    id: &str,
+    (lat, lon): (f64, f64),
+    half_deg: f64,
+    members: &[&str],
+) -> serde_json::Value {
+    let ring = [
+        (-1.0, -1.0),
+        (1.0, -1.0),
+        (1.0, 1.0),
+        (-1.0, 1.0),
+        (-1.0, -1.0),
+    ]
+    .map(|(x, y)| serde_json::json!([lon + x * half_deg, lat + y * half_deg]));
+    serde_json::json!({
+        "type": "Feature", "id": id,
+        "geometry": { "type": "Polygon", "coordinates": [ring] },
+        "properties": { "name": format!("Grid {id}"), "members": members },
+    })
+}

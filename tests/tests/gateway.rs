@@ -3,29 +3,21 @@
 
 use std::time::Duration;
 
-use fieldlink_e2e::{MOSQUITTO, Options, TestServer, eventually, service_or_skip};
+use fieldlink_e2e::{MOSQUITTO, Options, TestServer, eventually, now_ms, service_or_skip};
 use fieldlink_proto::v1;
 use fieldlink_sim::{Handset, HandsetConfig};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// A fix with speed, heading and battery too, so the API's every field is checked.
 fn fix(lat: f64, lon: f64, at_ms: i64) -> v1::GpsFix {
     v1::GpsFix {
-        fix_time_ms: at_ms,
-        lat,
-        lon,
-        accuracy_m: Some(8.0),
         speed_mps: Some(1.2),
         heading_deg: Some(90.0),
         battery_pct: Some(77.0),
-        satellites: 9,
-        ..Default::default()
+        ..fieldlink_e2e::fix(lat, lon, at_ms)
     }
-}
-
-fn now_ms() -> i64 {
-    fieldlink_clock::Clock::now(&fieldlink_clock::SystemClock).as_millis()
 }
 
 async fn wait_for_position(srv: &TestServer, unit: &str, lat: f64, lon: f64) -> Value {

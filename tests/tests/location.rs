@@ -4,28 +4,12 @@
 
 use std::time::Duration;
 
-use fieldlink_e2e::{Options, TestServer, eventually};
+use fieldlink_e2e::{Options, TestServer, eventually, fix, now_ms};
 use fieldlink_location::{haversine_m, wgs84_to_gcj02};
-use fieldlink_proto::v1;
 use fieldlink_sim::{Fleet, FleetConfig};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn fix(lat: f64, lon: f64, at_ms: i64) -> v1::GpsFix {
-    v1::GpsFix {
-        fix_time_ms: at_ms,
-        lat,
-        lon,
-        accuracy_m: Some(8.0),
-        satellites: 9,
-        ..Default::default()
-    }
-}
-
-fn now_ms() -> i64 {
-    fieldlink_clock::Clock::now(&fieldlink_clock::SystemClock).as_millis()
-}
 
 async fn units(srv: &TestServer, query: &str) -> Vec<Value> {
     let (status, body) = srv

@@ -4,27 +4,11 @@
 use std::time::Duration;
 
 use fieldlink_clock::Timestamp;
-use fieldlink_e2e::{Options, TestServer, eventually};
-use fieldlink_proto::v1;
+use fieldlink_e2e::{Options, TestServer, eventually, fix, now_ms};
 use fieldlink_store::TrackRow;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn fix(lat: f64, lon: f64, at_ms: i64) -> v1::GpsFix {
-    v1::GpsFix {
-        fix_time_ms: at_ms,
-        lat,
-        lon,
-        accuracy_m: Some(8.0),
-        satellites: 9,
-        ..Default::default()
-    }
-}
-
-fn now_ms() -> i64 {
-    fieldlink_clock::Clock::now(&fieldlink_clock::SystemClock).as_millis()
-}
 
 #[tokio::test]
 async fn a_tunnel_batch_lands_in_history_without_moving_the_unit_back() {

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fieldlink_e2e::{Options, TestServer, eventually};
+use fieldlink_e2e::{Options, TestServer, eventually, now_ms};
 use fieldlink_proto::v1;
 use fieldlink_sim::Handset;
 use fieldlink_store::Role;
@@ -26,29 +26,12 @@ const ENTER: &str = "fieldlink_zone_events_total{kind=\"enter\"}";
 const EXIT: &str = "fieldlink_zone_events_total{kind=\"exit\"}";
 
 fn square(id: &str, members: &[&str]) -> Value {
-    let (lat, lon) = C;
-    let ring = [
-        (-1.0, -1.0),
-        (1.0, -1.0),
-        (1.0, 1.0),
-        (-1.0, 1.0),
-        (-1.0, -1.0),
-    ]
-    .map(|(x, y)| json!([lon + x * HALF, lat + y * HALF]));
-    json!({
-        "type": "Feature", "id": id,
-        "geometry": { "type": "Polygon", "coordinates": [ring] },
-        "properties": { "name": format!("Grid {id}"), "members": members },
-    })
+    fieldlink_e2e::square_grid(id, C, HALF, members)
 }
 
 /// A point `m` metres east of the square's east edge (negative: inside), on the centre line.
 fn east_of_edge(m: f64) -> (f64, f64) {
     (C.0, C.1 + HALF + m / M_PER_DEG_LON)
-}
-
-fn now_ms() -> i64 {
-    fieldlink_clock::Clock::now(&fieldlink_clock::SystemClock).as_millis()
 }
 
 /// A handset and the fix time of its next fix (30 s apart, so walking is never a jump).

@@ -7,19 +7,7 @@ use serde_json::{Value, json};
 
 /// A square grid of ±0.001° around (30.26, 120.17).
 fn square(id: &str, members: &[&str]) -> Value {
-    let ring = [
-        (-1.0, -1.0),
-        (1.0, -1.0),
-        (1.0, 1.0),
-        (-1.0, 1.0),
-        (-1.0, -1.0),
-    ]
-    .map(|(x, y)| json!([120.17 + x * 0.001, 30.26 + y * 0.001]));
-    json!({
-        "type": "Feature", "id": id,
-        "geometry": { "type": "Polygon", "coordinates": [ring] },
-        "properties": { "name": format!("Grid {id}"), "members": members },
-    })
+    fieldlink_e2e::square_grid(id, (30.26, 120.17), 0.001, members)
 }
 
 #[tokio::test]
