@@ -25,10 +25,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::credentials::Credentials;
+use crate::dispatch::DispatchService;
 use crate::metrics::ServerMetrics;
 use crate::persist::{self, PendingWrites};
 use crate::state::{AppState, Inner};
-use crate::{admin, http, provision, retention, uplink, zones};
+use crate::{admin, dispatch, http, provision, retention, uplink, zones};
 
 /// How often the credential cache is refreshed from the store.
 const CREDENTIAL_REFRESH: Duration = Duration::from_secs(3);
@@ -181,6 +182,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     } = source;
     tasks.spawn(worker.join());
 
+    let (dispatch_service, dispatch_inputs) =
+        DispatchService::restore(&store, config.dispatch.clone()).await?;
     let state = AppState::new(Inner {
         store: store.clone(),
         credentials: credentials.clone(),
@@ -190,6 +193,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         metrics,
         clock: clock.clone(),
         downlink,
+        dispatch: dispatch_service,
     });
     let (stored, from_files) = zones::load(&state, &config.zones).await?;
     tracing::info!(stored, from_files, "geofences and grids loaded");
@@ -227,6 +231,11 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         shutdown.clone(),
     ));
     tasks.spawn(presence_ticker(state.clone(), shutdown.clone()));
+    tasks.spawn(dispatch::run(
+        state.clone(),
+        dispatch_inputs,
+        shutdown.clone(),
+    ));
     tasks.spawn(retention::run(state.clone(), shutdown.clone()));
     sync_profiles(&state);
     tasks.spawn(refresh_credentials(state.clone(), shutdown.clone()));
@@ -291,6 +300,7 @@ async fn presence_ticker(state: AppState, shutdown: CancellationToken) {
         let now = state.clock.now();
         let mut tracker = state.tracker();
         for event in tracker.tick(now) {
+            dispatch::presence_changed(&state, &event);
             tracing::info!(unit = %event.unit, from = event.from.as_str(), to = event.to.as_str(), "presence changed");
         }
         let online = tracker

@@ -34,6 +34,8 @@ pub struct Config {
     pub location: LocationConfig,
     /// Geofences and grids loaded from GeoJSON files at start.
     pub zones: ZonesConfig,
+    /// Dispatch: the 1/3/5 targets, acceptance timeout, arrival detection, skills, ETAs.
+    pub dispatch: fieldlink_dispatch::DispatchConfig,
     /// Logging.
     pub log: LogConfig,
     /// Graceful shutdown.
@@ -51,6 +53,7 @@ impl Default for Config {
             store: StoreSection::default(),
             location: LocationConfig::default(),
             zones: ZonesConfig::default(),
+            dispatch: fieldlink_dispatch::DispatchConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             units: Vec::new(),
@@ -347,6 +350,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Err(dispatch) = self.dispatch.validate() {
+            problems.extend(dispatch.into_iter().map(|p| format!("dispatch.{p}")));
         }
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".into());

@@ -4,7 +4,9 @@
 //! runs it on a listener until shutdown. Health and metrics need no token; everything under
 //! `/api/v1` needs `Authorization: Bearer <token>` with a role that allows the call.
 
+mod alarms;
 mod auth;
+mod dispatch;
 mod error;
 mod location;
 mod ops;
@@ -59,6 +61,17 @@ pub fn app(state: AppState) -> Router {
                 .delete(zones::delete::<true>),
         )
         .route("/api/v1/grids/{id}/units", get(zones::grid_units))
+        .route(
+            "/api/v1/incidents",
+            get(dispatch::list).post(dispatch::create),
+        )
+        .route("/api/v1/incidents/{id}", get(dispatch::get_one))
+        .route("/api/v1/incidents/{id}/dispatch", post(dispatch::dispatch))
+        .route("/api/v1/incidents/{id}/recommend", get(dispatch::recommend))
+        .route("/api/v1/incidents/{id}/close", post(dispatch::close))
+        .route("/api/v1/orders/{id}", get(dispatch::order))
+        .route("/api/v1/alarms", get(alarms::list))
+        .route("/api/v1/alarms/{id}/ack", post(alarms::ack))
         .fallback(ops::not_found)
         .with_state(state)
 }

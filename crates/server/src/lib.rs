@@ -8,6 +8,8 @@
 //! - [`provision`]: creating units and tokens, shared by the CLI and the admin API.
 //! - [`uplink`]: decoded uplinks into the location core; [`persist`]: positions to the store;
 //!   [`retention`]: pruning old track history.
+//! - [`dispatch`]: the dispatch core's owner: commands → one store commit → downlinks; handset
+//!   inputs and the timer tick.
 //! - [`http`]: the HTTP API; [`metrics`]: the server's metrics; [`telemetry`]: logging.
 //! - [`zones`]: geofences and grids: loading (store and config files), members, zone events.
 //! - [`state`]: what the handlers and tasks share.
@@ -19,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod dispatch;
 pub mod http;
 pub mod metrics;
 pub mod persist;

@@ -14,6 +14,7 @@ use fieldlink_store::Store;
 use prometheus_client::registry::Registry;
 
 use crate::credentials::Credentials;
+use crate::dispatch::DispatchService;
 use crate::metrics::ServerMetrics;
 use crate::zones::ZoneBook;
 
@@ -40,6 +41,8 @@ pub struct Inner {
     pub clock: SharedClock,
     /// Publishes to handsets; also tells whether the broker side is connected.
     pub downlink: Downlink,
+    /// Incidents, work orders and alarms (the dispatch core and its input queue).
+    pub dispatch: DispatchService,
 }
 
 impl std::fmt::Debug for AppState {

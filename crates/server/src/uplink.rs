@@ -4,9 +4,10 @@
 //! location core (filters, latest position, presence, the geofences and grids it is in) under a
 //! brief lock, its zone events are logged and counted (`crate::zones`), and it is queued for the
 //! store (history always, flagged when filtered; the latest-position snapshot when it became the
-//! latest). Heartbeats keep a unit present; last wills (MQTT or OwnTracks) mark it offline. The
-//! other kinds (PTT, video, SOS, receipts, reports) are counted by ingest and handled by the crates
-//! that later issues add.
+//! latest). Heartbeats keep a unit present; last wills (MQTT or OwnTracks) mark it offline.
+//! Dispatch hears of accepted fixes, presence changes, work-order receipts and duty reports
+//! through its bounded input queue (`crate::dispatch`), never waiting here. The other kinds (PTT,
+//! video, SOS, field reports) are counted by ingest and handled by the crates later issues add.
 
 use fieldlink_clock::Timestamp;
 use fieldlink_ingest::{Received, Uplink};
@@ -16,6 +17,9 @@ use fieldlink_store::TrackRow;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use fieldlink_dispatch::{LatLon, OrderId, UnitId as DUnit};
+
+use crate::dispatch::{self, Input};
 use crate::metrics::OutcomeLabel;
 use crate::persist::PendingWrites;
 use crate::state::AppState;
@@ -52,11 +56,45 @@ pub fn apply(state: &AppState, pending: &PendingWrites, item: Received) {
         }
         Uplink::Status(status) if !status.online => mark_offline(state, unit, now),
         Uplink::OwnTracksLwt { .. } => mark_offline(state, unit, now),
-        _ => {
-            if let Some(event) = state.tracker().seen(unit, now) {
-                tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
+        Uplink::Ack(ack) => {
+            seen(state, unit, now);
+            if let Some(v1::ack::Receipt::Order(r)) = &ack.receipt {
+                order_receipt(state, unit, r);
             }
         }
+        Uplink::Report(report) => {
+            seen(state, unit, now);
+            if let Some(v1::report::Body::Duty(d)) = &report.body {
+                match dispatch::duty_from_proto(d.status) {
+                    Some(duty) => state.dispatch.input(Input::Duty {
+                        unit: DUnit(unit.to_owned()),
+                        duty,
+                    }),
+                    None => tracing::info!(unit, "duty report without a status ignored"),
+                }
+            }
+        }
+        _ => seen(state, unit, now),
+    }
+}
+
+/// A message other than a fix: the unit is alive.
+fn seen(state: &AppState, unit: &str, now: Timestamp) {
+    if let Some(event) = state.tracker().seen(unit, now) {
+        dispatch::presence_changed(state, &event);
+        tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
+    }
+}
+
+/// A work-order receipt goes to dispatch (queued: the uplink path never waits for a commit).
+fn order_receipt(state: &AppState, unit: &str, r: &v1::OrderReceipt) {
+    match dispatch::order_state_from_proto(r.state) {
+        Some(s) => state.dispatch.input(Input::Receipt {
+            unit: DUnit(unit.to_owned()),
+            order: OrderId(r.order_id.clone()),
+            state: s,
+        }),
+        None => tracing::info!(unit, order = %r.order_id, "order receipt without a state ignored"),
     }
 }
 
@@ -73,9 +111,19 @@ fn apply_fix(state: &AppState, pending: &PendingWrites, unit: &str, fix: Fix, no
         .get_or_create(&OutcomeLabel { outcome: label })
         .inc();
     if let Some(event) = &outcome.presence {
+        dispatch::presence_changed(state, event);
         tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
     }
     crate::zones::record_events(state, &outcome.zone_events);
+    if outcome.latest_updated {
+        state.dispatch.input(Input::Fix {
+            unit: DUnit(unit.to_owned()),
+            at: LatLon {
+                lat: fix.lat,
+                lon: fix.lon,
+            },
+        });
+    }
     let row = track_row(
         unit,
         &fix,
@@ -87,6 +135,7 @@ fn apply_fix(state: &AppState, pending: &PendingWrites, unit: &str, fix: Fix, no
 
 fn mark_offline(state: &AppState, unit: &str, now: Timestamp) {
     if let Some(event) = state.tracker().mark_offline(unit, now) {
+        dispatch::presence_changed(state, &event);
         tracing::info!(unit, from = %event.from.as_str(), "unit went offline (last will)");
     }
 }

@@ -37,6 +37,9 @@ pub struct ChangeSet {
     pub timers_set: Vec<TimerRow>,
     /// Ids of timers to remove (fired or no longer needed); unknown ids are ignored.
     pub timers_cleared: Vec<String>,
+    /// The core's whole state after this command, replacing the single `dispatch_snapshot` row
+    /// (with the journal's last sequence number); read back by [`crate::Store::load_dispatch_snapshot`].
+    pub snapshot: Option<Value>,
 }
 
 impl ChangeSet {
@@ -51,6 +54,7 @@ impl ChangeSet {
             && self.outbox_done.is_empty()
             && self.timers_set.is_empty()
             && self.timers_cleared.is_empty()
+            && self.snapshot.is_none()
     }
 }
 
@@ -218,4 +222,15 @@ pub struct DispatchState {
     pub timers: Vec<TimerRow>,
     /// The journal's last sequence number (0 when empty), for clients resuming after it.
     pub last_seq: i64,
+}
+
+/// The dispatch core's whole state as last committed ([`crate::Store::load_dispatch_snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DispatchSnapshot {
+    /// The core's state (JSON it owns).
+    pub data: Value,
+    /// The journal's last sequence number when it was written.
+    pub last_seq: i64,
+    /// When the command that wrote it was handled.
+    pub updated_at: Timestamp,
 }

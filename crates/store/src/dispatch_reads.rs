@@ -9,10 +9,11 @@ use fieldlink_clock::Timestamp;
 
 use crate::dispatch_rows::{
     AlarmRaw, EventRaw, IncidentRaw, OrderRaw, TimerRaw, alarm_columns, event_columns,
-    incident_columns, order_columns, timer_columns,
+    incident_columns, order_columns, parse_json, timer_columns,
 };
 use crate::{
-    AlarmRow, Backend, DispatchState, EventRow, IncidentRow, OrderRow, Store, StoreError, TimerRow,
+    AlarmRow, Backend, DispatchSnapshot, DispatchState, EventRow, IncidentRow, OrderRow, Store,
+    StoreError, TimerRow,
 };
 
 /// Runs a query with its parameters bound in order and converts the raw rows it returns.
@@ -243,5 +244,26 @@ impl Store {
                 .collect::<Result<_, _>>()?,
             last_seq: last.unwrap_or(0),
         })
+    }
+
+    /// The dispatch core's whole state as the last commit with a snapshot left it, or `None`
+    /// before the first one.
+    pub async fn load_dispatch_snapshot(&self) -> Result<Option<DispatchSnapshot>, StoreError> {
+        let row: Option<(String, i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT data, last_seq, updated_at_ms FROM dispatch_snapshot WHERE id = 1",
+            )
+            .fetch_optional(p)
+            .await
+        })
+        .map_err(StoreError::db("loading the dispatch snapshot"))?;
+        row.map(|(data, last_seq, at)| {
+            Ok(DispatchSnapshot {
+                data: parse_json("dispatch snapshot", "1", &data)?,
+                last_seq,
+                updated_at: Timestamp::from_millis(at),
+            })
+        })
+        .transpose()
     }
 }

@@ -236,6 +236,20 @@ impl Store {
                     .await
                     .map_err(db())?;
                 }
+                if let Some(snapshot) = &change.snapshot {
+                    sqlx::query(
+                        "INSERT INTO dispatch_snapshot (id, data, last_seq, updated_at_ms) \
+                         VALUES (1, $1, COALESCE($2, (SELECT MAX(seq) FROM journal), 0), $3) \
+                         ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
+                         last_seq = excluded.last_seq, updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(json_text(snapshot))
+                    .bind(seqs.last().copied())
+                    .bind(change.at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db())?;
+                }
                 tx.commit().await.map_err(db())?;
                 Ok(Committed::Written(seqs))
             }

@@ -185,6 +185,6 @@ mod dispatch_rows;
 mod journal;
 mod outbox;
 pub use dispatch_model::{
-    AlarmRow, ChangeSet, Committed, DispatchState, EventRow, IncidentRow, NewEvent, OrderRow,
-    OutboxEntry, OutboxRow, TimerRow,
+    AlarmRow, ChangeSet, Committed, DispatchSnapshot, DispatchState, EventRow, IncidentRow,
+    NewEvent, OrderRow, OutboxEntry, OutboxRow, TimerRow,
 };

@@ -6,8 +6,11 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use fieldlink_dispatch::DispatchError;
 use fieldlink_store::StoreError;
 use serde_json::json;
+
+use crate::dispatch::CommandError;
 
 /// An error answered to an API caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,5 +80,32 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// The dispatch core's refusals keep its stable codes: unknown records 404, conflicts with the
+/// current state 409, the rest 400.
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        let status = match e {
+            DispatchError::UnknownIncident(_)
+            | DispatchError::UnknownOrder(_)
+            | DispatchError::UnknownAlarm(_) => StatusCode::NOT_FOUND,
+            DispatchError::IllegalTransition { .. }
+            | DispatchError::IncidentClosed(_)
+            | DispatchError::OrdersOpen { .. }
+            | DispatchError::UnitUnavailable { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Refused(e) => e.into(),
+            CommandError::Store(e) => ApiError::store(e),
+        }
     }
 }

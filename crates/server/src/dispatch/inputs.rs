@@ -1,0 +1,166 @@
+//! What handsets tell dispatch, and the task that applies it.
+//!
+//! The uplink path (`crate::uplink`) is synchronous and must never wait for a store commit, so it
+//! queues an [`Input`] on a bounded channel ([`super::DispatchService::input`]); one task applies
+//! the inputs in arrival order and, every [`TICK`], fires the core's due timers on the server's
+//! clock (acceptance timeouts, re-sends, 1/3/5 targets) and offers queued incidents to freed
+//! responders.
+
+use std::time::Duration;
+
+use fieldlink_dispatch::{DutyStatus, LatLon, OrderId, OrderState, UnitId};
+use fieldlink_location::{Presence, PresenceEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::CommandError;
+use crate::state::AppState;
+
+/// How often due timers are fired.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// One thing a handset said that dispatch must know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A work-order receipt (`Ack.order`).
+    Receipt {
+        /// Who sent it.
+        unit: UnitId,
+        /// The order.
+        order: OrderId,
+        /// The state it reports.
+        state: OrderState,
+    },
+    /// An accepted fix that became the unit's latest position.
+    Fix {
+        /// The unit.
+        unit: UnitId,
+        /// Where it is.
+        at: LatLon,
+    },
+    /// The unit came online or went offline.
+    Presence {
+        /// The unit.
+        unit: UnitId,
+        /// Online (or stale) rather than offline.
+        online: bool,
+    },
+    /// The responder's duty status (`Report.duty`).
+    Duty {
+        /// The unit.
+        unit: UnitId,
+        /// The status.
+        duty: DutyStatus,
+    },
+}
+
+/// Queues a presence change for dispatch when it crosses the offline line (stale still counts as
+/// reachable: its handset is connected, only quiet).
+pub fn presence_changed(state: &AppState, event: &PresenceEvent) {
+    let online = |p: Presence| p != Presence::Offline;
+    if online(event.from) != online(event.to) {
+        state.dispatch.input(Input::Presence {
+            unit: UnitId(event.unit.to_string()),
+            online: online(event.to),
+        });
+    }
+}
+
+/// Applies inputs and ticks the timers until `shutdown`.
+pub async fn run(state: AppState, mut inputs: mpsc::Receiver<Input>, shutdown: CancellationToken) {
+    super::redeliver(&state).await;
+    reconcile_presence(&state).await;
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            input = inputs.recv() => match input {
+                Some(input) => apply(&state, input).await,
+                None => break,
+            },
+            _ = ticker.tick() => tick(&state).await,
+        }
+    }
+}
+
+/// After a restart the core's presence flags are those of its last snapshot, while the tracker
+/// judged each unit's presence afresh from its last fix's age (without events): bring the core in
+/// line with the tracker.
+async fn reconcile_presence(state: &AppState) {
+    let flags: Vec<(UnitId, bool)> = {
+        let core = state.dispatch.read().await;
+        (core.state().responders.values())
+            .map(|r| (r.unit.clone(), r.online))
+            .collect()
+    };
+    for (unit, was_online) in flags {
+        let online =
+            (state.tracker().get(unit.as_str())).is_some_and(|s| s.presence != Presence::Offline);
+        if online != was_online {
+            apply(state, Input::Presence { unit, online }).await;
+        }
+    }
+}
+
+async fn tick(state: &AppState) {
+    let now = state.clock.now();
+    let idle = {
+        let core = state.dispatch.read().await;
+        core.queue().is_empty() && core.next_deadline().is_none_or(|t| t > now)
+    };
+    if idle {
+        return;
+    }
+    let result = (state.dispatch)
+        .execute(state, None, |d, now, src| Ok(((), d.tick(now, src)?)))
+        .await;
+    report(result, "timers");
+}
+
+async fn apply(state: &AppState, input: Input) {
+    let svc = &state.dispatch;
+    let result = match input.clone() {
+        Input::Receipt {
+            unit,
+            order,
+            state: s,
+        } => {
+            svc.execute(state, None, |d, now, src| {
+                Ok(((), d.receipt(now, &unit, &order, s, src)?))
+            })
+            .await
+        }
+        Input::Fix { unit, at } => {
+            svc.execute(state, None, |d, now, _| {
+                Ok(((), d.gps_fix(now, &unit, at)?))
+            })
+            .await
+        }
+        Input::Presence { unit, online } => {
+            svc.execute(state, None, |d, now, src| {
+                Ok(((), d.responder_presence(now, &unit, online, src)?))
+            })
+            .await
+        }
+        Input::Duty { unit, duty } => {
+            svc.execute(state, None, |d, now, src| {
+                Ok(((), d.responder_duty(now, &unit, duty, src)?))
+            })
+            .await
+        }
+    };
+    report(result, &format!("{input:?}"));
+}
+
+fn report(result: Result<(), CommandError>, what: &str) {
+    match result {
+        Ok(()) => {}
+        Err(CommandError::Refused(e)) => {
+            tracing::info!(code = e.code(), error = %e, input = what, "handset input refused by dispatch");
+        }
+        Err(CommandError::Store(e)) => {
+            tracing::error!(error = %e, input = what, "dispatch could not commit; nothing changed");
+        }
+    }
+}

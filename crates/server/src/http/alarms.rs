@@ -1,0 +1,54 @@
+//! `/api/v1/alarms`: the alarms of dispatch (target missed, no one available, SOS), listed for
+//! viewers and acknowledged by a named dispatcher.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use fieldlink_dispatch::AlarmId;
+use fieldlink_store::Role;
+use serde_json::{Value, json};
+
+use super::auth::Authenticated;
+use super::dispatch::StatusQuery;
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /api/v1/alarms?status=raised|acknowledged|resolved`: newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Query(q): Query<StatusQuery>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Role::Viewer)?;
+    let core = state.dispatch.read().await;
+    let mut list: Vec<_> = (core.state().alarms.values())
+        .filter(|a| {
+            q.status.as_deref().is_none_or(|s| {
+                s.is_empty()
+                    || serde_json::to_value(&a.state)
+                        .ok()
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        == Some(s)
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| b.raised_at.cmp(&a.raised_at).then(a.id.cmp(&b.id)));
+    Ok(Json(json!({ "alarms": list })))
+}
+
+/// `POST /api/v1/alarms/{id}/ack`: a named dispatcher has it; re-notification stops.
+pub async fn ack(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Role::Dispatcher)?.name.clone();
+    let id = AlarmId(id);
+    (state.dispatch)
+        .execute(&state, None, |d, now, _| {
+            Ok(((), d.acknowledge_alarm(now, &id, &caller)?))
+        })
+        .await?;
+    let core = state.dispatch.read().await;
+    Ok(Json(json!({ "alarm": core.alarm(&id)? })))
+}
