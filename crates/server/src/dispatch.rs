@@ -41,7 +41,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 
 pub use candidates::{RandomIds, grid_at, near};
 pub use inputs::{Input, presence_changed, run};
-pub use wire::{duty_from_proto, order_state_from_proto};
+pub use wire::{duty_from_proto, kind_from_proto, order_state_from_proto, priority_from_proto};
 
 use crate::state::AppState;
 
@@ -103,6 +103,27 @@ impl DispatchService {
     pub fn input(&self, input: Input) {
         if let Err(e) = self.inputs.try_send(input) {
             tracing::warn!(error = %e, "dispatch input queue full or closed; input dropped");
+        }
+    }
+
+    /// Queues an input that must not be lost (an SOS, a field report): when the queue is full it
+    /// waits for room in a task of its own, so the uplink path still never blocks (its order
+    /// relative to later inputs is then not kept).
+    pub fn input_must_arrive(&self, input: Input) {
+        match self.inputs.try_send(input) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                tracing::warn!("dispatch input queue full; an SOS or field report waits for room");
+                let tx = self.inputs.clone();
+                tokio::spawn(async move {
+                    if tx.send(input).await.is_err() {
+                        tracing::error!("dispatch stopped; an SOS or field report was not applied");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("dispatch stopped; an SOS or field report was not applied");
+            }
         }
     }
 

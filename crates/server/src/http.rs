@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod location;
 mod ops;
+mod reports;
 mod track;
 mod units;
 mod zones;
@@ -68,8 +69,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(dispatch::get_one))
         .route("/api/v1/incidents/{id}/dispatch", post(dispatch::dispatch))
         .route("/api/v1/incidents/{id}/recommend", get(dispatch::recommend))
+        .route(
+            "/api/v1/incidents/{id}/reinforce",
+            post(dispatch::reinforce),
+        )
         .route("/api/v1/incidents/{id}/close", post(dispatch::close))
         .route("/api/v1/orders/{id}", get(dispatch::order))
+        .route("/api/v1/orders/{id}/cancel", post(dispatch::cancel))
+        .route("/api/v1/reports/sla", get(reports::sla))
         .route("/api/v1/alarms", get(alarms::list))
         .route("/api/v1/alarms/{id}/ack", post(alarms::ack))
         .fallback(ops::not_found)

@@ -5,9 +5,12 @@
 //! brief lock, its zone events are logged and counted (`crate::zones`), and it is queued for the
 //! store (history always, flagged when filtered; the latest-position snapshot when it became the
 //! latest). Heartbeats keep a unit present; last wills (MQTT or OwnTracks) mark it offline.
-//! Dispatch hears of accepted fixes, presence changes, work-order receipts and duty reports
-//! through its bounded input queue (`crate::dispatch`), never waiting here. The other kinds (PTT,
-//! video, SOS, field reports) are counted by ingest and handled by the crates later issues add.
+//! Dispatch hears of accepted fixes, presence changes, work-order receipts, duty reports, SOS and
+//! field reports through its bounded input queue (`crate::dispatch`), never waiting here. The
+//! other kinds (PTT, video) are counted by ingest and handled by the crates later issues add.
+//!
+//! An SOS *cancel* (`Sos.cancel = true`) is logged and not acted on: the core has no command to
+//! withdraw an SOS, so the command room closes the incident and acknowledges the alarm.
 
 use fieldlink_clock::Timestamp;
 use fieldlink_ingest::{Received, Uplink};
@@ -17,7 +20,7 @@ use fieldlink_store::TrackRow;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use fieldlink_dispatch::{LatLon, OrderId, UnitId as DUnit};
+use fieldlink_dispatch::{IncidentSource, LatLon, NewIncident, OrderId, UnitId as DUnit};
 
 use crate::dispatch::{self, Input};
 use crate::metrics::OutcomeLabel;
@@ -64,14 +67,33 @@ pub fn apply(state: &AppState, pending: &PendingWrites, item: Received) {
         }
         Uplink::Report(report) => {
             seen(state, unit, now);
-            if let Some(v1::report::Body::Duty(d)) = &report.body {
-                match dispatch::duty_from_proto(d.status) {
+            match &report.body {
+                Some(v1::report::Body::Duty(d)) => match dispatch::duty_from_proto(d.status) {
                     Some(duty) => state.dispatch.input(Input::Duty {
                         unit: DUnit(unit.to_owned()),
                         duty,
                     }),
                     None => tracing::info!(unit, "duty report without a status ignored"),
-                }
+                },
+                Some(v1::report::Body::FieldReport(f)) => field_report(state, unit, &report.id, f),
+                None => tracing::info!(unit, "report without a body ignored"),
+            }
+        }
+        Uplink::Sos(sos) => {
+            seen(state, unit, now);
+            if sos.cancel {
+                tracing::warn!(
+                    unit,
+                    sos = %sos.id,
+                    "SOS cancelled from the handset: dispatch cannot withdraw an SOS; the command room closes its incident"
+                );
+            } else {
+                let position = (sos.position.as_ref()).and_then(|f| valid(f.lat, f.lon));
+                state.dispatch.input_must_arrive(Input::Sos {
+                    unit: DUnit(unit.to_owned()),
+                    request_id: request_id("sos", unit, &sos.id),
+                    position,
+                });
             }
         }
         _ => seen(state, unit, now),
@@ -84,6 +106,42 @@ fn seen(state: &AppState, unit: &str, now: Timestamp) {
         dispatch::presence_changed(state, &event);
         tracing::info!(unit, from = %event.from.as_str(), to = %event.to.as_str(), "presence changed");
     }
+}
+
+/// A position inside WGS-84 bounds.
+fn valid(lat: f64, lon: f64) -> Option<LatLon> {
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon))
+        .then_some(LatLon { lat, lon })
+}
+
+/// `{what}:{unit}:{message id}` (none without an id): a re-sent message creates nothing twice.
+fn request_id(what: &str, unit: &str, id: &str) -> Option<String> {
+    (!id.is_empty() && id.len() <= 150).then(|| format!("{what}:{unit}:{id}"))
+}
+
+/// A field report becomes an incident at the reported position, else where the unit is.
+fn field_report(state: &AppState, unit: &str, id: &str, f: &v1::FieldReport) {
+    let reported = (f.position.as_ref()).and_then(|p| valid(p.lat, p.lon));
+    let location =
+        reported.or_else(|| (state.tracker().get(unit)).and_then(|s| valid(s.fix.lat, s.fix.lon)));
+    let mut description = f.text.clone();
+    for url in &f.media_urls {
+        description.push_str(if description.is_empty() { "" } else { "\n" });
+        description.push_str(url);
+    }
+    let spec = NewIncident {
+        request_id: request_id("report", unit, id),
+        kind: dispatch::kind_from_proto(f.kind),
+        priority: dispatch::priority_from_proto(f.priority),
+        location,
+        grid: location.and_then(|at| dispatch::grid_at(state, at)),
+        description,
+        source: IncidentSource::FieldReport(DUnit(unit.to_owned())),
+    };
+    state.dispatch.input_must_arrive(Input::FieldReport {
+        unit: DUnit(unit.to_owned()),
+        spec,
+    });
 }
 
 /// A work-order receipt goes to dispatch (queued: the uplink path never waits for a commit).

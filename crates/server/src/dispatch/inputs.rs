@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use fieldlink_dispatch::{DutyStatus, LatLon, OrderId, OrderState, UnitId};
+use fieldlink_dispatch::{DutyStatus, LatLon, NewIncident, OrderId, OrderState, UnitId};
 use fieldlink_location::{Presence, PresenceEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +51,24 @@ pub enum Input {
         unit: UnitId,
         /// The status.
         duty: DutyStatus,
+    },
+    /// The emergency button (`Sos`, not a cancel): a critical incident at `position` (or the
+    /// unit's last fix), an SOS alarm, the nearest others dispatched at once.
+    Sos {
+        /// Who pressed it.
+        unit: UnitId,
+        /// `sos:{unit}:{message id}`, so a re-sent SOS creates nothing twice.
+        request_id: Option<String>,
+        /// Where the handset says it is, if it says.
+        position: Option<LatLon>,
+    },
+    /// A field report (`Report.field_report`): an incident with the unit as its source, for the
+    /// command room to dispatch or close.
+    FieldReport {
+        /// Who reported.
+        unit: UnitId,
+        /// The incident (its `request_id` is `report:{unit}:{message id}`).
+        spec: NewIncident,
     },
 }
 
@@ -149,8 +167,54 @@ async fn apply(state: &AppState, input: Input) {
             })
             .await
         }
+        Input::Sos {
+            unit,
+            request_id,
+            position,
+        } => sos(state, unit, request_id, position).await,
+        Input::FieldReport { unit, spec } => {
+            let request = spec.request_id.clone();
+            svc.execute(state, request, |d, now, _| {
+                let (id, out) = d.field_report(now, &unit, spec)?;
+                if !out.is_empty() {
+                    tracing::info!(%unit, incident = %id, "field report became an incident");
+                }
+                Ok((id.to_string(), out))
+            })
+            .await
+            .map(drop)
+        }
     };
     report(result, &format!("{input:?}"));
+}
+
+/// An SOS: placed at the position the handset sent, else at the unit's last fix dispatch knows;
+/// the responders nearest that point are the candidates (the core leaves the caller out).
+async fn sos(
+    state: &AppState,
+    unit: UnitId,
+    request_id: Option<String>,
+    position: Option<LatLon>,
+) -> Result<(), CommandError> {
+    let at = match position {
+        Some(p) => Some(p),
+        None => {
+            let core = state.dispatch.read().await;
+            (core.state().responders.get(&unit)).and_then(|r| r.last_fix.map(|(p, _)| p))
+        }
+    };
+    let candidates = at.map(|p| super::near(state, p)).unwrap_or_default();
+    let request = request_id.clone();
+    (state.dispatch)
+        .execute(state, request, |d, now, _| {
+            let (id, out) = d.sos(now, &unit, request_id, position, &candidates)?;
+            if !out.is_empty() {
+                tracing::warn!(%unit, incident = %id, "SOS: critical incident created");
+            }
+            Ok((id.to_string(), out))
+        })
+        .await
+        .map(drop)
 }
 
 fn report(result: Result<(), CommandError>, what: &str) {

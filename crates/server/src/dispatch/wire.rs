@@ -161,6 +161,29 @@ pub fn order_state_from_proto(v: i32) -> Option<OrderState> {
     })
 }
 
+/// A handset's incident kind as the core's (unspecified or unknown values are `other`).
+pub fn kind_from_proto(v: i32) -> IncidentKind {
+    match v1::IncidentKind::try_from(v).unwrap_or(v1::IncidentKind::Other) {
+        v1::IncidentKind::LostPerson => IncidentKind::LostPerson,
+        v1::IncidentKind::Flooding => IncidentKind::Flooding,
+        v1::IncidentKind::Dispute => IncidentKind::Dispute,
+        v1::IncidentKind::Fire => IncidentKind::Fire,
+        v1::IncidentKind::Traffic => IncidentKind::Traffic,
+        v1::IncidentKind::Medical => IncidentKind::Medical,
+        _ => IncidentKind::Other,
+    }
+}
+
+/// A handset's suggested priority as the core's (unspecified or unknown values are `normal`).
+pub fn priority_from_proto(v: i32) -> Priority {
+    match v1::Priority::try_from(v).unwrap_or(v1::Priority::Normal) {
+        v1::Priority::Low => Priority::Low,
+        v1::Priority::High => Priority::High,
+        v1::Priority::Critical => Priority::Critical,
+        _ => Priority::Normal,
+    }
+}
+
 /// A duty status from a handset's report as the core's (`None` for unspecified).
 pub fn duty_from_proto(v: i32) -> Option<DutyStatus> {
     Some(match v1::DutyStatus::try_from(v).ok()? {
@@ -192,5 +215,32 @@ mod tests {
             Some(DutyStatus::OnBreak)
         );
         assert_eq!(duty_from_proto(0), None);
+    }
+
+    #[test]
+    fn field_report_kinds_and_priorities_round_trip_and_default() {
+        for k in [
+            IncidentKind::LostPerson,
+            IncidentKind::Flooding,
+            IncidentKind::Dispute,
+            IncidentKind::Fire,
+            IncidentKind::Traffic,
+            IncidentKind::Medical,
+            IncidentKind::Other,
+        ] {
+            assert_eq!(kind_from_proto(kind_to_proto(k) as i32), k);
+        }
+        for p in [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Critical,
+        ] {
+            assert_eq!(priority_from_proto(priority_to_proto(p) as i32), p);
+        }
+        assert_eq!(kind_from_proto(0), IncidentKind::Other);
+        assert_eq!(kind_from_proto(99), IncidentKind::Other);
+        assert_eq!(priority_from_proto(0), Priority::Normal);
+        assert_eq!(priority_from_proto(99), Priority::Normal);
     }
 }

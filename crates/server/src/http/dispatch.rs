@@ -48,11 +48,38 @@ pub struct DispatchBody {
     units: Option<Vec<String>>,
 }
 
-/// `GET /api/v1/incidents` and `GET /api/v1/alarms` query.
+/// `GET /api/v1/alarms` query.
 #[derive(Debug, Deserialize)]
 pub struct StatusQuery {
     /// The status to keep; absent or empty keeps all.
     pub status: Option<String>,
+}
+
+/// `GET /api/v1/incidents` query.
+#[derive(Debug, Deserialize)]
+pub struct IncidentQuery {
+    /// `open` or `closed`; absent or empty keeps all.
+    pub status: Option<String>,
+    /// The grid id the incident lies in; absent or empty keeps all.
+    pub grid: Option<String>,
+}
+
+/// Most responders one reinforcement request may ask for.
+const MAX_REINFORCE: usize = 20;
+
+/// `POST /api/v1/incidents/{id}/reinforce` body: absent or `{}` asks for one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReinforceBody {
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+/// `POST /api/v1/orders/{id}/cancel` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: String,
 }
 
 fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -129,11 +156,11 @@ pub async fn create(
     Ok((status, Json(incident_view(&core, &id)?)))
 }
 
-/// `GET /api/v1/incidents?status=open|closed`: newest first.
+/// `GET /api/v1/incidents?status=open|closed&grid=ID`: newest first.
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
-    Query(q): Query<StatusQuery>,
+    Query(q): Query<IncidentQuery>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Role::Viewer)?;
     let open = match q.status.as_deref() {
@@ -147,9 +174,11 @@ pub async fn list(
             ));
         }
     };
+    let grid = q.grid.as_deref().filter(|g| !g.is_empty());
     let core = state.dispatch.read().await;
     let mut incidents: Vec<_> = (core.state().incidents.values())
         .filter(|i| open.is_none_or(|o| i.is_open() == o))
+        .filter(|i| grid.is_none_or(|g| i.spec.grid.as_deref() == Some(g)))
         .collect();
     incidents.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     Ok(Json(json!({ "incidents": incidents })))
@@ -232,6 +261,77 @@ pub async fn recommend(
     let core = state.dispatch.read().await;
     let ranked = core.recommend(&id, &candidates)?;
     Ok(Json(json!({ "recommendations": ranked })))
+}
+
+/// `POST /api/v1/incidents/{id}/reinforce`: `{"count": n}` (default 1) reinforcing orders to
+/// the next nearest fitting responders (those not yet on the incident); any still missing are
+/// queued. The reinforcement clock (default 5 min) runs from this request.
+pub async fn reinforce(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Role::Dispatcher)?.name.clone();
+    let b: ReinforceBody = body(&bytes)?;
+    let count = b.count.unwrap_or(1);
+    if !(1..=MAX_REINFORCE).contains(&count) {
+        return Err(ApiError::bad_request(
+            "bad_count",
+            format!("count must be 1 to {MAX_REINFORCE} responders"),
+        ));
+    }
+    let id = IncidentId(id);
+    let location = {
+        let core = state.dispatch.read().await;
+        core.incident(&id)?.spec.location
+    };
+    let candidates = location.map(|at| near(&state, at)).unwrap_or_default();
+    let orders: Vec<Order> = (state.dispatch)
+        .execute(&state, None, |d, now, _| {
+            let actor = fieldlink_dispatch::Actor::Dispatcher(caller);
+            let out = d.reinforce(now, &id, actor, count, &candidates)?;
+            Ok((created_orders(d, &out), out))
+        })
+        .await?;
+    let core = state.dispatch.read().await;
+    let incident = core.incident(&id)?;
+    let queued = core.queue().iter().any(|q| q.incident == id);
+    Ok(Json(json!({
+        "reinforcement": incident.reinforcements.last(),
+        "orders": orders,
+        "queued": queued,
+    })))
+}
+
+/// `POST /api/v1/orders/{id}/cancel`: `{"reason": "..."}`; the order is withdrawn and its
+/// handset receives `order_cancelled` with the reason.
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Role::Dispatcher)?.name.clone();
+    let b: CancelBody = parse(&bytes)?;
+    let reason = b.reason.trim().to_owned();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::bad_request(
+            "bad_reason",
+            "reason must be 1 to 500 characters: the responder is told why",
+        ));
+    }
+    let id = OrderId(id);
+    (state.dispatch)
+        .execute(&state, None, |d, now, src| {
+            Ok(((), d.cancel_order(now, &id, &caller, &reason, src)?))
+        })
+        .await?;
+    let core = state.dispatch.read().await;
+    let o = core.order(&id)?;
+    Ok(Json(
+        json!({ "order": o, "status": core.responder_status(&o.unit) }),
+    ))
 }
 
 /// `POST /api/v1/incidents/{id}/close`: when every order has ended.
