@@ -7,7 +7,9 @@
 use anyhow::{Context, Result, bail};
 use fieldlink_clock::{Clock, SystemClock};
 use fieldlink_proto::UnitId;
-use fieldlink_store::{Role, Store, UnitType};
+use fieldlink_store::{
+    Role, Store, UnitType, format_token, generate_id, generate_secret, parse_token,
+};
 
 use crate::app::open_store;
 use crate::cli::{TokensCommand, UnitsCommand};
@@ -123,45 +125,94 @@ pub async fn tokens(config: &Config, command: TokensCommand) -> Result<()> {
     Ok(())
 }
 
+/// The file in the data directory that holds the first-run credentials.
+pub const FIRST_RUN_FILE: &str = "first-run-credentials.txt";
+
 /// Creates what a first start needs so that nothing is anonymous and nothing needs a setup step:
 /// an admin token when there is none, and a demo unit when there are no units. Returns the text
-/// to show (and to save in the data directory), or `None` when nothing was created.
-pub async fn bootstrap(store: &Store, now: fieldlink_clock::Timestamp) -> Result<Option<String>> {
-    let mut lines = Vec::new();
-    if store.count_tokens().await? == 0 {
-        let issued = provision::add_token(store, "first-run admin", Role::Admin, now).await?;
-        lines.push(format!("Admin API token: {}", issued.secret));
+/// to show, or `None` when nothing was created.
+///
+/// The credentials are saved in `data_dir` (owner-only) *before* the store learns them, so a
+/// crash in between never leaves a token that works but was never shown; lines of an earlier,
+/// interrupted first start are kept only while they still hold valid credentials.
+pub async fn bootstrap(
+    store: &Store,
+    data_dir: &std::path::Path,
+    now: fieldlink_clock::Timestamp,
+) -> Result<Option<String>> {
+    let need_token = store.count_tokens().await? == 0;
+    let need_unit = store.count_units().await? == 0;
+    if !need_token && !need_unit {
+        return Ok(None);
     }
-    if store.count_units().await? == 0 {
-        let issued = provision::add_unit(
-            store,
-            UnitSpec {
-                id: UnitId::new("demo-1")?,
-                name: "Demo responder".into(),
-                unit_type: UnitType::OnFoot,
-                skills: vec!["first_aid".into()],
-            },
-            now,
-        )
-        .await?;
+    let path = data_dir.join(FIRST_RUN_FILE);
+    let mut lines = still_valid_lines(store, &path).await?;
+    let token = need_token.then(|| (generate_id("tok"), generate_secret()));
+    let unit_secret = need_unit.then(generate_secret);
+    if let Some((id, secret)) = &token {
+        lines.push(format!("Admin API token: {}", format_token(id, secret)));
+    }
+    if let Some(secret) = &unit_secret {
         lines.push(format!(
-            "Demo unit: id {} (MQTT client id and username), secret (MQTT password): {}",
-            issued.record.id, issued.secret
+            "Demo unit: id {DEMO_UNIT} (MQTT client id and username), secret (MQTT password): {secret}"
         ));
     }
-    Ok((!lines.is_empty()).then(|| lines.join("\n")))
+    let text = lines.join("\n");
+    write_private(&path, &format!("{text}\n"))
+        .with_context(|| format!("saving first-run credentials to {}", path.display()))?;
+    if let Some((id, secret)) = token {
+        provision::add_token_with_secret(store, id, secret, "first-run admin", Role::Admin, now)
+            .await?;
+    }
+    if let Some(secret) = unit_secret {
+        let spec = UnitSpec {
+            id: UnitId::new(DEMO_UNIT)?,
+            name: "Demo responder".into(),
+            unit_type: UnitType::OnFoot,
+            skills: vec!["first_aid".into()],
+        };
+        provision::add_unit_with_secret(store, spec, secret, now).await?;
+    }
+    Ok(Some(text))
 }
 
-/// Saves the first-run credentials in the data directory (owner-only) and tells the operator
-/// how to use them.
+const DEMO_UNIT: &str = "demo-1";
+
+/// The lines of an earlier first-run file whose token or demo-unit secret still works.
+async fn still_valid_lines(store: &Store, path: &std::path::Path) -> Result<Vec<String>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(Vec::new());
+    };
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        let secret = line.split_whitespace().last().unwrap_or_default();
+        let valid = if let Some((id, token_secret)) = parse_token(secret) {
+            store
+                .get_token(id)
+                .await?
+                .is_some_and(|t| !t.revoked && t.secret.verify(token_secret))
+        } else if line.starts_with("Demo unit:") {
+            store
+                .get_unit(DEMO_UNIT)
+                .await?
+                .is_some_and(|u| u.secret.verify(secret))
+        } else {
+            false
+        };
+        if valid {
+            kept.push(line.to_owned());
+        }
+    }
+    Ok(kept)
+}
+
+/// Shows the first-run credentials (already saved by [`bootstrap`]) and how to use them.
 pub fn announce_first_run(
     data_dir: &std::path::Path,
     text: &str,
     server: &crate::Server,
 ) -> Result<()> {
-    let path = data_dir.join("first-run-credentials.txt");
-    write_private(&path, &format!("{text}\n"))
-        .with_context(|| format!("saving first-run credentials to {}", path.display()))?;
+    let path = data_dir.join(FIRST_RUN_FILE);
     let http = local_view(server.http_addr());
     println!();
     println!("First start: fieldlink created credentials, so nothing runs anonymous:");

@@ -129,7 +129,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
             .await
             .with_context(|| format!("provisioning unit {} from the config file", unit.id))?;
     }
-    let first_run = admin::bootstrap(&store, now).await?;
+    let first_run = admin::bootstrap(&store, &config.data_dir, now).await?;
     let credentials = Credentials::load(store.clone()).await?;
 
     let mut registry = Registry::default();

@@ -38,7 +38,16 @@ pub async fn add_unit(
     spec: UnitSpec,
     now: Timestamp,
 ) -> Result<Issued<UnitRecord>, StoreError> {
-    let secret = generate_secret();
+    add_unit_with_secret(store, spec, generate_secret(), now).await
+}
+
+/// Creates a unit with a secret the caller generated (the first-run bootstrap saves it first).
+pub async fn add_unit_with_secret(
+    store: &Store,
+    spec: UnitSpec,
+    secret: String,
+    now: Timestamp,
+) -> Result<Issued<UnitRecord>, StoreError> {
     let name = if spec.name.is_empty() {
         spec.id.to_string()
     } else {
@@ -102,8 +111,26 @@ pub async fn add_token(
     role: Role,
     now: Timestamp,
 ) -> Result<Issued<TokenRecord>, StoreError> {
-    let id = generate_id("tok");
-    let secret = generate_secret();
+    add_token_with_secret(
+        store,
+        generate_id("tok"),
+        generate_secret(),
+        name,
+        role,
+        now,
+    )
+    .await
+}
+
+/// Creates an API token with an id and secret the caller generated.
+pub async fn add_token_with_secret(
+    store: &Store,
+    id: String,
+    secret: String,
+    name: &str,
+    role: Role,
+    now: Timestamp,
+) -> Result<Issued<TokenRecord>, StoreError> {
     let record = store
         .create_token(&NewToken {
             id: id.clone(),

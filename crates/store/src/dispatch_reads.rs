@@ -248,12 +248,28 @@ impl Store {
 
     /// The dispatch core's whole state as the last commit with a snapshot left it, or `None`
     /// before the first one.
+    ///
+    /// On PostgreSQL the read first takes the commit lock. A process killed right after sending
+    /// COMMIT leaves a transaction that the server still completes while holding that lock; a
+    /// restarted process that read the snapshot without waiting would miss it, and its own next
+    /// commit would overwrite the snapshot without it (seen in `tests/durability.rs`: an
+    /// incident present in its table but lost to the running system).
     pub async fn load_dispatch_snapshot(&self) -> Result<Option<DispatchSnapshot>, StoreError> {
+        const READ: &str =
+            "SELECT data, last_seq, updated_at_ms FROM dispatch_snapshot WHERE id = 1";
+        let pg = self.backend() == Backend::Postgres;
         let row: Option<(String, i64, i64)> = with_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT data, last_seq, updated_at_ms FROM dispatch_snapshot WHERE id = 1",
-            )
-            .fetch_optional(p)
+            async {
+                let mut tx = p.begin().await?;
+                if pg {
+                    sqlx::query(crate::journal::PG_COMMIT_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let row = sqlx::query_as(READ).fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            }
             .await
         })
         .map_err(StoreError::db("loading the dispatch snapshot"))?;

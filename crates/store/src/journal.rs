@@ -21,7 +21,7 @@ use crate::{Backend, ChangeSet, Committed, Store, StoreError};
 
 /// The PostgreSQL advisory lock every commit holds until it ends: a fixed class ("flj\0") and
 /// the schema, so tenants in other schemas do not wait for each other.
-const PG_COMMIT_LOCK: &str =
+pub(crate) const PG_COMMIT_LOCK: &str =
     "SELECT 1 FROM pg_advisory_xact_lock(1718381056, hashtext(current_schema()))";
 
 /// The `INSERT` of each snapshot table (`$1..` in column order) as a macro, so that `concat!`
