@@ -260,6 +260,7 @@ impl Zones {
     /// Updates the areas a unit is `inside` after a fix, returning the enter and exit events.
     /// Entering counts at once (an arrival on scene must not wait); leaving only once the unit
     /// is more than the hysteresis outside, so noise at a boundary cannot flap.
+    #[inline]
     pub fn update(
         &self,
         unit: &Arc<str>,
@@ -268,10 +269,22 @@ impl Zones {
         lon: f64,
         at: Timestamp,
     ) -> Vec<ZoneEvent> {
-        let mut events = Vec::new();
+        // Inline, so that a tracker with no areas (most fixes meet none) does not pay the call.
         if self.zones.is_empty() && inside.is_empty() {
-            return events;
+            return Vec::new();
         }
+        self.update_near(unit, inside, lat, lon, at)
+    }
+
+    fn update_near(
+        &self,
+        unit: &Arc<str>,
+        inside: &mut Vec<Arc<str>>,
+        lat: f64,
+        lon: f64,
+        at: Timestamp,
+    ) -> Vec<ZoneEvent> {
+        let mut events = Vec::new();
         let event = |zone: &Arc<str>, kind, entered| ZoneEvent {
             unit: Arc::clone(unit),
             zone: Arc::clone(zone),

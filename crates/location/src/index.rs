@@ -32,6 +32,31 @@ pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
 }
 
+/// True when [`haversine_m`] between the points is certainly below `limit_m`, found without a
+/// trig call; false when the bound cannot tell (ask `haversine_m` then). The jump filter's fast
+/// path: nearly every fix is far within reach of the unit's previous one.
+///
+/// Bounds haversine's `h = sin²(dφ/2) + cos φ1 cos φ2 sin²(dλ/2)` from above, term by term, on
+/// the very same `dφ` and `dλ`: `sin² x ≤ x²`, and `0 ≤ cos x ≤ 1 − x²/2 + x⁴/24` for
+/// `|x| ≤ π/2`; then `asin y ≤ y / √(1 − y²) < 1.0001 y` for `h ≤ 1e-4` (up to ~127 km).
+/// Rounding in either formula is some 1e-15 relative, far inside the 1e-4 relative and 1 mm
+/// margins, so a `true` here means `haversine_m(..) < limit_m` as computed, not just in theory.
+pub(crate) fn surely_within_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64, limit_m: f64) -> bool {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let cos_above = |x: f64| {
+        let x2 = x * x;
+        1.0 - x2 / 2.0 + x2 * x2 / 24.0
+    };
+    let (hp, hl) = (dp / 2.0, dl / 2.0);
+    let h = hp * hp + cos_above(p1) * cos_above(p2) * (hl * hl);
+    // Every comparison is false on NaN, which falls back to haversine as it should.
+    let on_sphere =
+        p1.abs() <= std::f64::consts::FRAC_PI_2 && p2.abs() <= std::f64::consts::FRAC_PI_2;
+    on_sphere && h <= 1e-4 && 2.0 * EARTH_RADIUS_M * h.sqrt() * 1.0001 + 1e-3 < limit_m
+}
+
 /// A unit found by a query: its slot and its distance from the query point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {

@@ -14,10 +14,12 @@ use crate::geofence::Zones;
 use crate::index::{GridIndex, SpatialIndex};
 use crate::presence::{Presence, PresenceEvent};
 use fieldlink_clock::Timestamp;
+use id_hash::{IdHashState, UnitKey};
 
 pub use queries::Neighbour;
 pub use state::{FixOutcome, UnitState};
 
+mod id_hash;
 mod liveness;
 mod queries;
 mod state;
@@ -27,17 +29,20 @@ struct Entry {
     state: UnitState,
     /// Jump rejections since the latest accepted fix (see `FilterConfig::jump_reanchor_after`).
     jumps_in_row: u32,
+    /// The unit's entry in `Tracker::profiles`, mirrored here so that a fix costs one id
+    /// lookup, not two (the server registers a profile for every unit).
+    profile: Option<UnitProfile>,
 }
 
 /// Latest state of every unit, with presence and spatial queries. See the crate docs.
 #[derive(Debug)]
 pub struct Tracker {
     config: LocationConfig,
-    slots_by_unit: HashMap<Arc<str>, u32>,
+    slots_by_unit: HashMap<UnitKey, u32, IdHashState>,
     entries: Vec<Option<Entry>>,
     free_slots: Vec<u32>,
     index: GridIndex,
-    profiles: HashMap<Arc<str>, UnitProfile>,
+    profiles: HashMap<Arc<str>, UnitProfile, IdHashState>,
     counts: FilterCounts,
     zones: Zones,
 }
@@ -49,10 +54,10 @@ impl Tracker {
             index: GridIndex::new(config.index_cell_m),
             zones: Zones::new(config.hysteresis_m),
             config,
-            slots_by_unit: HashMap::new(),
+            slots_by_unit: HashMap::default(),
             entries: Vec::new(),
             free_slots: Vec::new(),
-            profiles: HashMap::new(),
+            profiles: HashMap::default(),
             counts: FilterCounts::default(),
         }
     }
@@ -65,19 +70,16 @@ impl Tracker {
     /// Sets the profile (maximum speed) of a unit, seen or not yet seen. Units without one use
     /// `config.default_profile`; see [`LocationConfig::profile`] for profiles by unit type.
     pub fn set_profile(&mut self, unit: &str, profile: UnitProfile) {
+        if let Some(entry) = self.entry_mut(unit) {
+            entry.profile = Some(profile);
+        }
         self.profiles.insert(Arc::from(unit), profile);
     }
 
     /// Filters a fix with the unit's registered profile and applies it. See
     /// [`Tracker::apply_fix_with_profile`].
     pub fn apply_fix(&mut self, unit: &str, fix: Fix, now: Timestamp) -> FixOutcome {
-        // Most deployments register no profiles: skip the second hash lookup then.
-        let registered = match self.profiles.is_empty() {
-            true => None,
-            false => self.profiles.get(unit).copied(),
-        };
-        let profile = registered.unwrap_or(self.config.default_profile);
-        self.apply_fix_with_profile(unit, fix, &profile, now)
+        self.apply(unit, fix, None, now)
     }
 
     /// Filters a fix against the unit's latest one, with `profile` for the jump filter, and
@@ -91,21 +93,37 @@ impl Tracker {
         profile: &UnitProfile,
         now: Timestamp,
     ) -> FixOutcome {
-        let Some(&slot) = self.slots_by_unit.get(unit) else {
+        self.apply(unit, fix, Some(profile), now)
+    }
+
+    /// Both of the above: `profile`, else the unit's registered one, else the default.
+    #[inline] // into both, which otherwise copy the fix (88 bytes) once more per call
+    fn apply(
+        &mut self,
+        unit: &str,
+        fix: Fix,
+        profile: Option<&UnitProfile>,
+        now: Timestamp,
+    ) -> FixOutcome {
+        let Some(&slot) = self.slots_by_unit.get(unit.as_bytes()) else {
             return self.first_fix(unit, fix, now);
         };
         let config = &self.config;
         let entry = self.entries[slot as usize]
             .as_mut()
             .expect("slot of a known unit");
+        let profile = profile
+            .or(entry.profile.as_ref())
+            .unwrap_or(&config.default_profile);
         let previous = Previous {
             latest: &entry.state.fix,
             jumps_in_row: entry.jumps_in_row,
             max_speed_mps: profile.max_speed_mps,
         };
         let verdict = filter::check(&config.filters, &fix, Some(previous), now);
-        let mut outcome = FixOutcome::new(fix, now, verdict);
-        outcome.presence = liveness::heard_from(&mut entry.state, now);
+        let presence = liveness::heard_from(&mut entry.state, now);
+        let mut latest_updated = false;
+        let mut zone_events = Vec::new();
         match verdict {
             Err(reason) => {
                 self.counts.add(reason);
@@ -119,28 +137,29 @@ impl Tracker {
                 state.received_at = now;
                 entry.jumps_in_row = 0;
                 self.index.upsert(slot, fix.lat, fix.lon);
-                outcome.latest_updated = true;
-                outcome.zone_events =
+                latest_updated = true;
+                zone_events =
                     self.zones
                         .update(&state.unit, &mut state.zones, fix.lat, fix.lon, now);
             }
             // Out of order: history only, the newer latest stays.
             Ok(()) => {}
         }
-        outcome
+        // Built last, straight into the caller's slot: an outcome built first and filled in
+        // was copied out whole (168 bytes through memcpy) on every fix.
+        FixOutcome::new(fix, now, verdict, latest_updated, presence, zone_events)
     }
 
     fn first_fix(&mut self, unit: &str, fix: Fix, now: Timestamp) -> FixOutcome {
         let verdict = filter::check(&self.config.filters, &fix, None, now);
-        let mut outcome = FixOutcome::new(fix, now, verdict);
         if let Err(reason) = verdict {
             // No position to show, so no state: the unit appears with its first good fix.
             self.counts.add(reason);
-            return outcome;
+            return FixOutcome::new(fix, now, verdict, false, None, Vec::new());
         }
         let unit: Arc<str> = Arc::from(unit);
         // A unit never heard from counts as offline, so its first fix is a presence event.
-        outcome.presence = Some(PresenceEvent {
+        let presence = Some(PresenceEvent {
             unit: Arc::clone(&unit),
             from: Presence::Offline,
             to: Presence::Online,
@@ -151,11 +170,10 @@ impl Tracker {
             .as_mut()
             .expect("inserted")
             .state;
-        outcome.zone_events =
-            self.zones
-                .update(&state.unit, &mut state.zones, fix.lat, fix.lon, now);
-        outcome.latest_updated = true;
-        outcome
+        let zone_events = self
+            .zones
+            .update(&state.unit, &mut state.zones, fix.lat, fix.lon, now);
+        FixOutcome::new(fix, now, verdict, true, presence, zone_events)
     }
 
     fn insert(
@@ -175,9 +193,15 @@ impl Tracker {
             last_seen: received_at,
             zones: Vec::new(),
         };
+        // Most deployments register no profiles: skip the lookup then.
+        let profile = match self.profiles.is_empty() {
+            true => None,
+            false => self.profiles.get(&*unit).copied(),
+        };
         let entry = Some(Entry {
             state,
             jumps_in_row: 0,
+            profile,
         });
         let slot = match self.free_slots.pop() {
             Some(slot) => {
@@ -189,13 +213,13 @@ impl Tracker {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.slots_by_unit.insert(unit, slot);
+        self.slots_by_unit.insert(UnitKey::new(&unit), slot);
         self.index.upsert(slot, fix.lat, fix.lon);
         slot
     }
 
     fn entry_mut(&mut self, unit: &str) -> Option<&mut Entry> {
-        let slot = *self.slots_by_unit.get(unit)?;
+        let slot = *self.slots_by_unit.get(unit.as_bytes())?;
         self.entries[slot as usize].as_mut()
     }
 
@@ -208,7 +232,7 @@ impl Tracker {
 
     /// The latest state of a unit.
     pub fn get(&self, unit: &str) -> Option<&UnitState> {
-        let slot = *self.slots_by_unit.get(unit)?;
+        let slot = *self.slots_by_unit.get(unit.as_bytes())?;
         self.entries[slot as usize].as_ref().map(|e| &e.state)
     }
 
@@ -241,7 +265,7 @@ impl Tracker {
             if entry.state.fix.fix_time >= fix.fix_time {
                 return;
             }
-            let slot = self.slots_by_unit[unit];
+            let slot = self.slots_by_unit[unit.as_bytes()];
             self.remove_slot(slot);
         }
         let slot = self.insert(Arc::from(unit), fix, received_at, presence, now);
@@ -255,13 +279,13 @@ impl Tracker {
 
     /// Forgets a unit (decommissioned handset), returning its last state.
     pub fn remove(&mut self, unit: &str) -> Option<UnitState> {
-        let slot = *self.slots_by_unit.get(unit)?;
+        let slot = *self.slots_by_unit.get(unit.as_bytes())?;
         self.remove_slot(slot)
     }
 
     fn remove_slot(&mut self, slot: u32) -> Option<UnitState> {
         let entry = self.entries[slot as usize].take()?;
-        self.slots_by_unit.remove(&entry.state.unit);
+        self.slots_by_unit.remove(entry.state.unit.as_bytes());
         self.index.remove(slot);
         self.free_slots.push(slot);
         Some(entry.state)

@@ -114,3 +114,46 @@ fn haversine_matches_known_distances() {
     let d = haversine_m(31.2304, 121.4737, 39.9042, 116.4074);
     assert!((d - 1_067_000.0).abs() < 3_000.0, "{d}");
 }
+
+#[test]
+fn the_jump_filters_bound_never_says_within_when_haversine_says_beyond() {
+    // Pairs at every scale from millimetres to hundreds of km, anywhere on the sphere, each
+    // asked against limits just below, at and above the exact haversine distance.
+    let mut rng = Rng::new(7);
+    let mut fast = 0;
+    for i in 0..200_000 {
+        let (lat1, lon1) = (rng.range(-90.0, 90.0), rng.range(-180.0, 180.0));
+        let step = 10f64.powf(rng.range(-8.0, 1.0));
+        let lat2 = (lat1 + rng.range(-step, step)).clamp(-90.0, 90.0);
+        let lon2 = lon1 + rng.range(-step, step);
+        let d = haversine_m(lat1, lon1, lat2, lon2);
+        for limit in [
+            d * 0.999,
+            d,
+            d * 1.000_001,
+            d + 1e-3,
+            d * 1.001 + 2e-3,
+            d * 2.0 + 1.0,
+        ] {
+            let limit = if i % 2 == 0 {
+                limit
+            } else {
+                limit * (1.0 - f64::EPSILON)
+            };
+            if surely_within_m(lat1, lon1, lat2, lon2, limit) {
+                fast += 1;
+                assert!(
+                    d < limit,
+                    "{lat1},{lon1} → {lat2},{lon2}: {d} m vs {limit} m"
+                );
+            }
+        }
+    }
+    // And it is a fast path, not a dead one.
+    assert!(fast > 300_000, "{fast}");
+    assert!(!surely_within_m(f64::NAN, 0.0, 0.0, 0.0, f64::INFINITY));
+    assert!(
+        !surely_within_m(0.0, 179.9999, 0.0, -179.9999, 1e6),
+        "asks haversine"
+    );
+}

@@ -52,13 +52,20 @@ pub struct FixOutcome {
 }
 
 impl FixOutcome {
-    pub(super) fn new(fix: Fix, now: Timestamp, verdict: Result<(), FilterReason>) -> Self {
+    pub(super) fn new(
+        fix: Fix,
+        now: Timestamp,
+        verdict: Result<(), FilterReason>,
+        latest_updated: bool,
+        presence: Option<PresenceEvent>,
+        zone_events: Vec<ZoneEvent>,
+    ) -> Self {
         FixOutcome {
             accepted: verdict.is_ok(),
             rejected: verdict.err(),
-            latest_updated: false,
-            presence: None,
-            zone_events: Vec::new(),
+            latest_updated,
+            presence,
+            zone_events,
             track: TrackPoint {
                 fix,
                 received_at: now,

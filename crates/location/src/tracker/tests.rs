@@ -91,6 +91,21 @@ fn profile_sets_the_jump_limit() {
 }
 
 #[test]
+fn a_profile_set_before_the_first_fix_or_a_restore_still_applies() {
+    let mut tr = tracker();
+    let walker = tr.config().profile("on_foot");
+    tr.set_profile("early", walker);
+    tr.apply_fix("early", fix(0, 31.0, 121.0), t(0));
+    let out = tr.apply_fix("early", fix(10, 31.003, 121.0), t(10));
+    assert_eq!(out.rejected, Some(FilterReason::Jump));
+    // Forgotten and restored: the registration outlives the unit's state.
+    tr.remove("early");
+    tr.restore("early", fix(20, 31.0, 121.0), t(20), t(20));
+    let out = tr.apply_fix("early", fix(30, 31.003, 121.0), t(30));
+    assert_eq!(out.rejected, Some(FilterReason::Jump));
+}
+
+#[test]
 fn presence_goes_stale_then_offline_and_revives_on_any_message() {
     let mut tr = tracker();
     tr.apply_fix("u1", fix(0, 31.0, 121.0), t(0));
