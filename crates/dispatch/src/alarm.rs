@@ -1,5 +1,6 @@
-//! Alarms: raised (target missed, no one available, SOS), re-notified until a named dispatcher
-//! acknowledges them, resolved. Re-notification is a timer (`timers.rs`).
+//! Alarms: raised (target missed, no one available, SOS, geofence rules), re-notified until a
+//! named dispatcher acknowledges them, resolved. Re-notification is a timer (`timers.rs`).
+//! Rules that live outside the core (geofences) raise theirs with [`Dispatcher::raise_rule_alarm`].
 
 use fieldlink_clock::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,17 @@ pub enum AlarmKind {
     Sos {
         /// Who.
         unit: UnitId,
+    },
+    /// A geofence rule fired: a unit entered or left an area marked to alarm.
+    Geofence {
+        /// The area's id.
+        zone: String,
+        /// Who crossed it.
+        unit: UnitId,
+        /// Entered (true) or left (false).
+        entered: bool,
+        /// For the console: "patrol-07 entered Hubin venue".
+        message: String,
     },
 }
 
@@ -95,6 +107,24 @@ impl Dispatcher {
         let kind = TimerKind::AlarmRenotify { alarm: id.clone() };
         self.state.timers.schedule(at, kind);
         id
+    }
+
+    /// Raises an alarm for a rule the caller evaluates (a geofence rule, ...), in the name of
+    /// `actor` (`Actor::System("geofence_rule")`). Like every alarm it is re-notified until a
+    /// named dispatcher acknowledges it. Only the kinds no core rule raises are accepted.
+    pub fn raise_rule_alarm(
+        &mut self,
+        now: Timestamp,
+        kind: AlarmKind,
+        actor: Actor,
+    ) -> Result<(AlarmId, Outcome), DispatchError> {
+        named(&actor)?;
+        if !matches!(kind, AlarmKind::Geofence { .. }) {
+            return Err(DispatchError::NotARuleAlarm);
+        }
+        let mut out = Outcome::default();
+        let id = self.raise_alarm(now, kind, None, &actor, &mut out);
+        Ok((id, self.finish(out)))
     }
 
     /// A named dispatcher acknowledges an alarm: re-notification stops. Repeats are no-ops.

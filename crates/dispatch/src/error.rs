@@ -64,6 +64,9 @@ pub enum DispatchError {
     /// An empty dispatcher name where a named dispatcher is required.
     #[error("a named dispatcher is required")]
     NoDispatcherName,
+    /// Only alarms of rules outside the core (geofences) may be raised from outside.
+    #[error("this kind of alarm is raised by the core's own rules only")]
+    NotARuleAlarm,
 }
 
 impl DispatchError {
@@ -81,6 +84,7 @@ impl DispatchError {
             DispatchError::UnitUnavailable { .. } => "unit_unavailable",
             DispatchError::NoPosition(_) => "no_position",
             DispatchError::NoDispatcherName => "no_dispatcher_name",
+            DispatchError::NotARuleAlarm => "not_a_rule_alarm",
         }
     }
 }

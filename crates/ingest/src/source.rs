@@ -127,6 +127,9 @@ impl fmt::Debug for Downlink {
     }
 }
 
+/// How long [`SourceWorker::join`] waits for the embedded link thread.
+const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The thread or task that feeds a [`Source`]'s uplink queue.
 #[derive(Debug)]
 pub struct SourceWorker {
@@ -158,7 +161,21 @@ impl SourceWorker {
     pub async fn join(self) {
         match self.inner {
             Worker::Thread(handle) => {
-                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+                // Poll instead of joining on a blocking thread: if the link thread is stuck
+                // inside rumqttd (seen once in a test, in a publish to the router), a blocking
+                // join would also hold up the runtime's shutdown. A thread left behind ends with
+                // the process.
+                let deadline = std::time::Instant::now() + JOIN_PATIENCE;
+                while !handle.is_finished() && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                if handle.is_finished() {
+                    let _ = handle.join();
+                } else {
+                    tracing::warn!(
+                        "the MQTT link thread did not stop within {JOIN_PATIENCE:?}; leaving it to end with the process"
+                    );
+                }
             }
             Worker::Task(handle) => {
                 let _ = handle.await;

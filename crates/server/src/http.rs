@@ -79,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/reports/sla", get(reports::sla))
         .route("/api/v1/alarms", get(alarms::list))
         .route("/api/v1/alarms/{id}/ack", post(alarms::ack))
+        .route("/api/v1/alarms/{id}/resolve", post(alarms::resolve))
         .fallback(ops::not_found)
         .with_state(state)
 }

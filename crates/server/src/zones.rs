@@ -8,6 +8,11 @@
 //! loading both sources at start, the mapping to and from [`ZoneRecord`], the API's body format
 //! (a GeoJSON Feature, see `parse.rs`) and the log lines and metric of zone events.
 //!
+//! Geofence rules: a geofence with `properties.alarm_on` (`enter`, `exit`, `both`; kept in the
+//! book and, for stored areas, in the zones table's `alarm_on` column) raises a `geofence` alarm
+//! through the dispatch core when a unit's zone event matches ([`record_events`] queues it as a
+//! dispatch input, so the uplink path never waits for the commit).
+//!
 //! Lock order: the tracker before the book; most callers take one, copy, and let go.
 //!
 //! [`Tracker`]: fieldlink_location::Tracker
@@ -23,7 +28,7 @@ use fieldlink_location::{Shape, Zone, ZoneEvent, ZoneKind, Zones};
 use fieldlink_store::ZoneRecord;
 use serde_json::{Value, json};
 
-pub use parse::{Invalid, parse_feature};
+pub use parse::{AlarmOn, Invalid, parse_feature};
 
 use crate::config::ZonesConfig;
 use crate::metrics::ZoneEventLabel;
@@ -50,6 +55,8 @@ pub struct ZoneMeta {
     pub members: Vec<String>,
     /// API (stored) or file (read-only).
     pub origin: Origin,
+    /// Geofences: which crossings raise an alarm.
+    pub alarm_on: Option<AlarmOn>,
 }
 
 /// Members and origin of every area, by id. The geometry is in the tracker.
@@ -95,7 +102,12 @@ pub fn kind_name(kind: ZoneKind) -> &'static str {
 }
 
 /// An area as a store record (the geometry as GeoJSON text, WGS-84).
-pub fn to_record(zone: &Zone, members: &[String], now: Timestamp) -> ZoneRecord {
+pub fn to_record(
+    zone: &Zone,
+    members: &[String],
+    alarm_on: Option<AlarmOn>,
+    now: Timestamp,
+) -> ZoneRecord {
     let feature = zone.to_geojson();
     let radius_m = match zone.shape {
         Shape::Circle { radius_m, .. } => Some(radius_m),
@@ -110,6 +122,7 @@ pub fn to_record(zone: &Zone, members: &[String], now: Timestamp) -> ZoneRecord 
         members: members.to_vec(),
         created_at: now,
         updated_at: now,
+        alarm_on: alarm_on.map(|a| a.as_str().to_owned()),
     }
 }
 
@@ -134,6 +147,9 @@ pub fn feature(zone: &Zone, meta: Option<&ZoneMeta>) -> Value {
     let props = &mut f["properties"];
     let members = meta.map(|m| m.members.clone()).unwrap_or_default();
     props["members"] = json!(members);
+    if let Some(a) = meta.and_then(|m| m.alarm_on) {
+        props["alarm_on"] = json!(a.as_str());
+    }
     match meta.map(|m| &m.origin) {
         Some(Origin::Api {
             created_at,
@@ -172,6 +188,7 @@ pub async fn load(state: &AppState, config: &ZonesConfig) -> Result<(usize, usiz
                         created_at: r.created_at,
                         updated_at: r.updated_at,
                     },
+                    alarm_on: stored_alarm_on(r),
                 },
             )),
             // One unreadable row must not keep the command room dark: skip it, loudly.
@@ -187,13 +204,18 @@ pub async fn load(state: &AppState, config: &ZonesConfig) -> Result<(usize, usiz
         (&config.grid_files, ZoneKind::Grid),
     ] {
         for path in files {
-            for (zone, members) in read_file(path, kind)? {
+            for (zone, members, alarm_on) in read_file(path, kind)? {
                 if let Some(i) = loaded.iter().position(|(z, _)| z.id == zone.id) {
                     tracing::warn!(zone = %zone.id, file = %path.display(), "a zone from a file replaces the stored zone with the same id");
                     loaded.remove(i);
                 }
                 let origin = Origin::File(path.clone());
-                loaded.push((zone, ZoneMeta { members, origin }));
+                let meta = ZoneMeta {
+                    members,
+                    origin,
+                    alarm_on,
+                };
+                loaded.push((zone, meta));
                 from_files += 1;
             }
         }
@@ -207,14 +229,28 @@ pub async fn load(state: &AppState, config: &ZonesConfig) -> Result<(usize, usiz
     Ok((stored, from_files))
 }
 
-/// The areas of one GeoJSON file, with the members their features list.
-fn read_file(path: &Path, kind: ZoneKind) -> Result<Vec<(Zone, Vec<String>)>> {
+/// A stored `alarm_on`; an unknown value (written by hand) is logged and ignored.
+fn stored_alarm_on(r: &ZoneRecord) -> Option<AlarmOn> {
+    let raw = r.alarm_on.as_deref()?;
+    let a = AlarmOn::from_name(raw);
+    if a.is_none() {
+        tracing::error!(zone = %r.id, alarm_on = raw, "stored alarm_on is unknown; no alarm");
+    }
+    a
+}
+
+type FileArea = (Zone, Vec<String>, Option<AlarmOn>);
+
+/// The areas of one GeoJSON file, with the members and the alarm rule their features list (an
+/// invalid `alarm_on` refuses the file, as invalid geometry does).
+fn read_file(path: &Path, kind: ZoneKind) -> Result<Vec<FileArea>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the zones file {}", path.display()))?;
     let zones = Zones::parse_geojson(&text, kind)
         .with_context(|| format!("the zones file {} is not usable", path.display()))?;
     let doc: Value = serde_json::from_str(&text)?;
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    let mut rules: HashMap<String, AlarmOn> = HashMap::new();
     let features = match doc["type"].as_str() {
         Some("Feature") => vec![doc.clone()],
         _ => doc["features"].as_array().cloned().unwrap_or_default(),
@@ -231,21 +267,32 @@ fn read_file(path: &Path, kind: ZoneKind) -> Result<Vec<(Zone, Vec<String>)>> {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         });
+        let rule = parse::alarm_on(props.get("alarm_on"), kind).map_err(|e| {
+            anyhow::anyhow!("the zones file {}: {id}: {}", path.display(), e.message)
+        })?;
+        if let Some(rule) = rule {
+            rules.insert(id.clone(), rule);
+        }
         members.insert(id, list.unwrap_or_default());
     }
     Ok(zones
         .into_iter()
         .map(|z| {
             let m = members.remove(&*z.id).unwrap_or_default();
-            (z, m)
+            let rule = rules.remove(&*z.id);
+            (z, m, rule)
         })
         .collect())
 }
 
-/// Logs and counts the enter and exit events of one fix. The journal comes with a later issue.
+/// Logs and counts the enter and exit events of one fix, and queues a geofence alarm for each
+/// that matches its geofence's `alarm_on`. Call without holding the tracker (takes the book).
 pub fn record_events(state: &AppState, events: &[ZoneEvent]) {
     for e in events {
         let event = if e.entered { "enter" } else { "exit" };
+        if e.kind == ZoneKind::Geofence {
+            geofence_rule(state, e);
+        }
         state
             .metrics
             .zone_events
@@ -253,4 +300,27 @@ pub fn record_events(state: &AppState, events: &[ZoneEvent]) {
             .inc();
         tracing::info!(unit = %e.unit, zone = %e.zone, zone_kind = kind_name(e.kind), event, at = %e.at.to_rfc3339(), "zone {event}");
     }
+}
+
+/// Queues a `geofence` alarm when the event's geofence alarms on it.
+fn geofence_rule(state: &AppState, e: &ZoneEvent) {
+    let fires = (state.zone_book().get(&e.zone))
+        .and_then(|m| m.alarm_on)
+        .is_some_and(|a| a.fires(e.entered));
+    if !fires {
+        return;
+    }
+    let name = (state.tracker().zones().get(&e.zone))
+        .map(|z| z.name.clone())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| e.zone.to_string());
+    let verb = if e.entered { "entered" } else { "left" };
+    state
+        .dispatch
+        .input_must_arrive(crate::dispatch::Input::GeofenceAlarm {
+            unit: fieldlink_dispatch::UnitId(e.unit.to_string()),
+            zone: e.zone.to_string(),
+            entered: e.entered,
+            message: format!("{} {verb} {name}", e.unit),
+        });
 }

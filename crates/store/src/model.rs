@@ -282,6 +282,9 @@ pub struct ZoneRecord {
     pub created_at: Timestamp,
     /// When it was last stored.
     pub updated_at: Timestamp,
+    /// Geofences only: which crossings raise an alarm (`enter`, `exit` or `both`); the server
+    /// checks the value. `None`: no alarm.
+    pub alarm_on: Option<String>,
 }
 
 /// The latest known position of one unit.

@@ -42,7 +42,7 @@ pub(crate) use position_columns;
 /// Columns of `zones`, in [`ZoneRaw`] order.
 macro_rules! zone_columns {
     () => {
-        "id, kind, name, geometry, radius_m, members, created_at, updated_at"
+        "id, kind, name, geometry, radius_m, members, created_at, updated_at, alarm_on"
     };
 }
 pub(crate) use zone_columns;
@@ -194,6 +194,7 @@ pub(crate) struct ZoneRaw {
     members: String,
     created_at: i64,
     updated_at: i64,
+    alarm_on: Option<String>,
 }
 
 impl TryFrom<ZoneRaw> for ZoneRecord {
@@ -216,6 +217,7 @@ impl TryFrom<ZoneRaw> for ZoneRecord {
             members,
             created_at: Timestamp::from_millis(r.created_at),
             updated_at: Timestamp::from_millis(r.updated_at),
+            alarm_on: r.alarm_on,
         })
     }
 }

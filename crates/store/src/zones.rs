@@ -16,10 +16,11 @@ impl Store {
         let sql = concat!(
             "INSERT INTO zones (",
             zone_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
              geometry = excluded.geometry, radius_m = excluded.radius_m, \
-             members = excluded.members, updated_at = excluded.updated_at \
+             members = excluded.members, updated_at = excluded.updated_at, \
+             alarm_on = excluded.alarm_on \
              RETURNING ",
             zone_columns!()
         );
@@ -33,6 +34,7 @@ impl Store {
                 .bind(&members)
                 .bind(zone.created_at.as_millis())
                 .bind(zone.updated_at.as_millis())
+                .bind(zone.alarm_on.as_deref())
                 .fetch_one(p)
                 .await
         })
@@ -48,7 +50,7 @@ impl Store {
         let sql = concat!(
             "INSERT INTO zones (",
             zone_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
             zone_columns!()
         );
         let raw: ZoneRaw = with_pool!(self, |p| {
@@ -61,6 +63,7 @@ impl Store {
                 .bind(&members)
                 .bind(zone.created_at.as_millis())
                 .bind(zone.updated_at.as_millis())
+                .bind(zone.alarm_on.as_deref())
                 .fetch_one(p)
                 .await
         })

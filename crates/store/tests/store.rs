@@ -376,6 +376,10 @@ fn zone(id: &str, kind: ZoneKind, at_ms: i64) -> ZoneRecord {
         },
         created_at: t(at_ms),
         updated_at: t(at_ms),
+        alarm_on: match kind {
+            ZoneKind::Grid => None,
+            ZoneKind::Geofence => Some("enter".into()),
+        },
     }
 }
 

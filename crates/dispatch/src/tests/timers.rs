@@ -290,3 +290,43 @@ fn outcomes_carry_timer_changes_for_the_store() {
     );
     assert!(out.timers_set.is_empty());
 }
+
+#[test]
+fn geofence_rule_alarm_is_raised_renotified_acknowledged_and_resolved() {
+    let mut d = desk();
+    let kind = AlarmKind::Geofence {
+        zone: "venue".to_owned(),
+        unit: unit("patrol-07"),
+        entered: true,
+        message: "patrol-07 entered Hubin venue".to_owned(),
+    };
+    let rule = Actor::system("geofence_rule");
+    let (alarm, out) = d
+        .raise_rule_alarm(at(0.0), kind.clone(), rule.clone())
+        .unwrap();
+    assert_eq!(raised(&out), [kind]);
+    assert_eq!(out.events[0].actor, rule);
+    let a = d.alarm(&alarm).unwrap();
+    assert_eq!(
+        (a.state.clone(), a.incident.clone()),
+        (AlarmState::Raised, None)
+    );
+    let notified = |out: &Outcome| {
+        (out.effects.iter())
+            .filter(|e| matches!(e, Effect::NotifyAlarm { .. }))
+            .count()
+    };
+    assert_eq!(notified(&d.tick(at(30.0), &nobody).unwrap()), 1);
+    d.acknowledge_alarm(at(31.0), &alarm, "li").unwrap();
+    assert_eq!(notified(&d.tick(at(60.0), &nobody).unwrap()), 0);
+    d.resolve_alarm(at(61.0), &alarm, wang()).unwrap();
+    assert_eq!(d.alarm(&alarm).unwrap().state, AlarmState::Resolved);
+
+    // Kinds the core's own rules raise cannot be raised from outside; nothing changes.
+    let before = d.state().alarms.len();
+    let err = d
+        .raise_rule_alarm(at(62.0), AlarmKind::NoOneAvailable, Actor::system("x"))
+        .unwrap_err();
+    assert_eq!(err.code(), "not_a_rule_alarm");
+    assert_eq!(d.state().alarms.len(), before);
+}

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use fieldlink_dispatch::{DutyStatus, LatLon, NewIncident, OrderId, OrderState, UnitId};
+use fieldlink_dispatch::{
+    Actor, AlarmKind, DutyStatus, LatLon, NewIncident, OrderId, OrderState, UnitId,
+};
 use fieldlink_location::{Presence, PresenceEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +63,18 @@ pub enum Input {
         request_id: Option<String>,
         /// Where the handset says it is, if it says.
         position: Option<LatLon>,
+    },
+    /// A unit crossed a geofence whose `alarm_on` matches (`crate::zones`): a `geofence` alarm
+    /// raised by the system rule `geofence_rule`.
+    GeofenceAlarm {
+        /// Who crossed.
+        unit: UnitId,
+        /// The geofence's id.
+        zone: String,
+        /// Entered (true) or left (false).
+        entered: bool,
+        /// "patrol-07 entered Hubin venue".
+        message: String,
     },
     /// A field report (`Report.field_report`): an incident with the unit as its source, for the
     /// command room to dispatch or close.
@@ -172,6 +186,25 @@ async fn apply(state: &AppState, input: Input) {
             request_id,
             position,
         } => sos(state, unit, request_id, position).await,
+        Input::GeofenceAlarm {
+            unit,
+            zone,
+            entered,
+            message,
+        } => {
+            let kind = AlarmKind::Geofence {
+                zone,
+                unit,
+                entered,
+                message,
+            };
+            svc.execute(state, None, |d, now, _| {
+                let (id, out) = d.raise_rule_alarm(now, kind, Actor::system("geofence_rule"))?;
+                tracing::warn!(alarm = %id, "geofence rule raised an alarm");
+                Ok(((), out))
+            })
+            .await
+        }
         Input::FieldReport { unit, spec } => {
             let request = spec.request_id.clone();
             svc.execute(state, request, |d, now, _| {

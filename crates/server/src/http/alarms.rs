@@ -1,10 +1,11 @@
-//! `/api/v1/alarms`: the alarms of dispatch (target missed, no one available, SOS), listed for
-//! viewers and acknowledged by a named dispatcher.
+//! `/api/v1/alarms`: the alarms of dispatch (target missed, no one available, SOS, geofence
+//! rules), listed for viewers, acknowledged and resolved by a named dispatcher.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use fieldlink_dispatch::AlarmId;
+use fieldlink_dispatch::{Actor, AlarmId};
 use fieldlink_store::Role;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Authenticated;
@@ -49,6 +50,38 @@ pub async fn ack(
             Ok(((), d.acknowledge_alarm(now, &id, &caller)?))
         })
         .await?;
+    let core = state.dispatch.read().await;
+    Ok(Json(json!({ "alarm": core.alarm(&id)? })))
+}
+
+/// Body of `POST /api/v1/alarms/{id}/resolve` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// Why it is over, in the dispatcher's words (logged with the resolution).
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/v1/alarms/{id}/resolve`: a named dispatcher closes the alarm (acknowledged or
+/// not); re-notification stops. A repeat is a no-op; the core's refusals keep their codes
+/// (unknown alarm 404, conflicts 409).
+pub async fn resolve(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    body: Option<Json<ResolveBody>>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Role::Dispatcher)?.name.clone();
+    let note = body.and_then(|Json(b)| b.note);
+    let id = AlarmId(id);
+    let actor = Actor::dispatcher(&caller);
+    (state.dispatch)
+        .execute(&state, None, |d, now, _| {
+            Ok(((), d.resolve_alarm(now, &id, actor)?))
+        })
+        .await?;
+    tracing::info!(alarm = %id, by = %caller, note = note.as_deref().unwrap_or(""), "alarm resolved");
     let core = state.dispatch.read().await;
     Ok(Json(json!({ "alarm": core.alarm(&id)? })))
 }

@@ -191,6 +191,9 @@ pub async fn nearest(
         .into_iter()
         .map(|r| (r.id.clone(), r))
         .collect();
+    // The core's lock before (never inside) the tracker's: see `units`.
+    let statuses =
+        super::units::responder_statuses(&state, records.keys().map(String::as_str)).await;
     let tracker = state.tracker();
     let found = tracker.nearest(lat, lon, k, |s| {
         records
@@ -203,7 +206,12 @@ pub async fn nearest(
             let record = records.get(&*n.unit)?;
             Some(NearUnit {
                 distance_m: n.distance_m,
-                unit: UnitView::new(record, tracker.get(&n.unit)).in_coords(coords),
+                unit: UnitView::new(
+                    record,
+                    tracker.get(&n.unit),
+                    super::units::status_of(&statuses, &n.unit),
+                )
+                .in_coords(coords),
             })
         })
         .collect();

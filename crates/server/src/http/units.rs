@@ -1,8 +1,16 @@
-//! `/api/v1/units`: the responders, their latest position and presence, and their provisioning.
+//! `/api/v1/units`: the responders, their latest position and presence, their responder status
+//! (from the dispatch core), and their provisioning.
+//!
+//! Lock order: the dispatch core, then the tracker (as `DispatchService::execute` does when it
+//! ranks candidates). The handlers here never nest them: they copy the statuses they need out of
+//! the core, let it go, and only then take the tracker.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use std::collections::HashMap;
+
+use fieldlink_dispatch::ResponderStatus;
 use fieldlink_location::{CoordSystem, UnitState};
 use fieldlink_proto::UnitId;
 use fieldlink_store::{Role, UnitRecord, UnitType};
@@ -27,6 +35,9 @@ pub struct UnitView {
     online: bool,
     /// `online`, `stale`, `offline`, or `unknown` before the first message.
     presence: &'static str,
+    /// The responder status dispatch sees: `available`, `committed`, `responding`, `on_scene`,
+    /// `on_break`, `out_of_service` or `offline`.
+    status: ResponderStatus,
     lat: Option<f64>,
     lon: Option<f64>,
     /// When the handset took the latest fix (RFC 3339).
@@ -45,7 +56,11 @@ pub struct UnitView {
 
 impl UnitView {
     /// The view of a unit and its latest state (positions in WGS-84).
-    pub(super) fn new(record: &UnitRecord, state: Option<&UnitState>) -> Self {
+    pub(super) fn new(
+        record: &UnitRecord,
+        state: Option<&UnitState>,
+        status: ResponderStatus,
+    ) -> Self {
         let fix = state.map(|s| &s.fix);
         UnitView {
             id: record.id.clone(),
@@ -55,6 +70,7 @@ impl UnitView {
             disabled: record.disabled,
             online: state.is_some_and(|s| s.presence == fieldlink_location::Presence::Online),
             presence: state.map_or("unknown", |s| s.presence.as_str()),
+            status,
             lat: fix.map(|f| f.lat),
             lon: fix.map(|f| f.lon),
             fix_time: fix.map(|f| f.fix_time.to_rfc3339()),
@@ -89,10 +105,57 @@ pub struct ListQuery {
     coords: Option<String>,
     /// A grid id: only units whose latest position lies in it (geometry, no hysteresis).
     grid: Option<String>,
+    /// Responder statuses (`available`, `committed`, `responding`, `on_scene`, `on_break`,
+    /// `out_of_service`, `offline`), comma-separated. Not `status`, which filters presence.
+    responder_status: Option<String>,
 }
 
-/// `GET /api/v1/units?bbox=&grid=&status=&coords=` (viewer). With `bbox` or `grid`, units
-/// without a position are left out; with `status`, units never heard from are left out.
+/// A unit's status in a map from [`responder_statuses`] (offline when missing).
+pub(super) fn status_of(statuses: &HashMap<String, ResponderStatus>, id: &str) -> ResponderStatus {
+    (statuses.get(id).copied()).unwrap_or(ResponderStatus::Offline)
+}
+
+/// Parses `responder_status=`: a comma-separated list of responder statuses.
+fn parse_responder_status(raw: &str) -> Result<Vec<ResponderStatus>, ApiError> {
+    raw.split(',')
+        .map(|s| {
+            let name = s.trim().to_ascii_lowercase();
+            serde_json::from_value(serde_json::Value::String(name.clone())).map_err(|_| {
+                ApiError::bad_request(
+                    "bad_responder_status",
+                    format!(
+                        "unknown responder status {name:?}: use available, committed, responding, \
+                         on_scene, on_break, out_of_service or offline"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The responder status of each unit, copied out of the dispatch core (whose lock is released
+/// before the caller takes the tracker's). Units the core never heard of are offline.
+pub(super) async fn responder_statuses<'a>(
+    state: &AppState,
+    ids: impl Iterator<Item = &'a str>,
+) -> HashMap<String, ResponderStatus> {
+    let core = state.dispatch.read().await;
+    ids.map(|id| {
+        let unit = fieldlink_dispatch::UnitId(id.to_owned());
+        (id.to_owned(), core.responder_status(&unit))
+    })
+    .collect()
+}
+
+/// One unit's responder status (the core's lock is held only for the read).
+async fn responder_status(state: &AppState, id: &str) -> ResponderStatus {
+    let core = state.dispatch.read().await;
+    core.responder_status(&fieldlink_dispatch::UnitId(id.to_owned()))
+}
+
+/// `GET /api/v1/units?bbox=&grid=&status=&responder_status=&coords=` (viewer). With `bbox` or
+/// `grid`, units without a position are left out; with `status` (presence), units never heard
+/// from are left out; `responder_status` filters on the dispatch status.
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -102,7 +165,13 @@ pub async fn list(
     let coords = parse_coords(q.coords.as_deref())?;
     let bbox = q.bbox.as_deref().map(Bbox::parse).transpose()?;
     let status = q.status.as_deref().map(parse_status).transpose()?;
+    let wanted_rs = match q.responder_status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(parse_responder_status(raw)?),
+    };
     let records = state.credentials.units();
+    let statuses = responder_statuses(&state, records.iter().map(|r| r.id.as_str())).await;
+    let rs = |id: &str| status_of(&statuses, id);
     let tracker = state.tracker();
     let grid = match q.grid.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -126,7 +195,8 @@ pub async fn list(
                 None => true,
                 Some(z) => s.is_some_and(|s| z.contains(s.fix.lat, s.fix.lon)),
             })
-            .map(|(r, s)| UnitView::new(r, s).in_coords(coords))
+            .filter(|(r, _)| wanted_rs.as_ref().is_none_or(|w| w.contains(&rs(&r.id))))
+            .map(|(r, s)| UnitView::new(r, s, rs(&r.id)).in_coords(coords))
             .filter(|v| match (&bbox, v.lat, v.lon) {
                 (None, _, _) => true,
                 (Some(b), Some(lat), Some(lon)) => b.contains(lat, lon),
@@ -149,9 +219,10 @@ pub async fn get_one(
         .credentials
         .unit(&id)
         .ok_or_else(|| unit_not_found(&id))?;
+    let status = responder_status(&state, &id).await;
     let tracker = state.tracker();
     Ok(Json(
-        UnitView::new(&record, tracker.get(&id)).in_coords(coords),
+        UnitView::new(&record, tracker.get(&id), status).in_coords(coords),
     ))
 }
 
@@ -202,7 +273,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(IssuedUnit {
-            unit: UnitView::new(&issued.record, None),
+            unit: UnitView::new(&issued.record, None, ResponderStatus::Offline),
             secret: issued.secret,
         }),
     ))
@@ -241,8 +312,9 @@ async fn set_disabled(
         provision::set_unit_disabled(&state.store, &id, disabled, state.clock.now()).await?;
     state.credentials.put_unit(record.clone());
     tracing::info!(unit = %id, disabled, by = %auth.0.name, "unit access changed");
+    let status = responder_status(&state, &id).await;
     let tracker = state.tracker();
-    Ok(Json(UnitView::new(&record, tracker.get(&id))))
+    Ok(Json(UnitView::new(&record, tracker.get(&id), status)))
 }
 
 /// `POST /api/v1/units/{id}/rotate-secret` (admin): a new secret, returned once.
@@ -259,7 +331,8 @@ pub async fn rotate_secret(
     let issued = provision::rotate_unit_secret(&state.store, &id, state.clock.now()).await?;
     state.credentials.put_unit(issued.record.clone());
     tracing::info!(unit = %id, by = %auth.0.name, "unit secret rotated");
-    let view = UnitView::new(&issued.record, state.tracker().get(&id));
+    let status = responder_status(&state, &id).await;
+    let view = UnitView::new(&issued.record, state.tracker().get(&id), status);
     Ok(Json(IssuedUnit {
         unit: view,
         secret: issued.secret,

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fieldlink_location::{Zone, ZoneKind};
-use fieldlink_store::Role;
+use fieldlink_store::{Role, UnitRecord};
 use serde_json::{Value, json};
 
 use super::auth::Authenticated;
@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::location::parse_coords;
 use super::units::UnitView;
 use crate::state::AppState;
-use crate::zones::{self, Origin, ZoneMeta};
+use crate::zones::{self, AlarmOn, Origin, ZoneMeta};
 
 /// Query of `GET /api/v1/grids/{id}/units`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -90,7 +90,7 @@ pub async fn create<const GRID: bool>(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let (zone, members) = parse(&state, &body, kind(GRID), None)?;
+    let (zone, members, alarm_on) = parse(&state, &body, kind(GRID), None)?;
     if state.tracker().zones().get(&zone.id).is_some() {
         let message = format!(
             "a geofence or grid with the id {:?} already exists; PUT replaces it",
@@ -102,7 +102,7 @@ pub async fn create<const GRID: bool>(
             message,
         ));
     }
-    let answer = save(&state, zone, members, &caller, true).await?;
+    let answer = save(&state, zone, members, alarm_on, &caller, true).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -114,7 +114,7 @@ pub async fn put<const GRID: bool>(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let (zone, members) = parse(&state, &body, kind(GRID), Some(&id))?;
+    let (zone, members, alarm_on) = parse(&state, &body, kind(GRID), Some(&id))?;
     let existing = state.tracker().zones().get(&id).map(|z| z.kind);
     if let Some(other) = existing.filter(|k| *k != kind(GRID)) {
         let message = format!(
@@ -128,7 +128,7 @@ pub async fn put<const GRID: bool>(
         ));
     }
     writable(&state, &id)?;
-    let answer = save(&state, zone, members, &caller, false).await?;
+    let answer = save(&state, zone, members, alarm_on, &caller, false).await?;
     let status = if existing.is_some() {
         StatusCode::OK
     } else {
@@ -170,13 +170,19 @@ pub async fn grid_units(
     let (zone, meta) = find(&state, ZoneKind::Grid, &id)?;
     let members = meta.map(|m| m.members).unwrap_or_default();
     let records = state.credentials.units();
+    // The core's lock before (never inside) the tracker's: see `units`.
+    let statuses =
+        super::units::responder_statuses(&state, records.iter().map(|r| r.id.as_str())).await;
     let tracker = state.tracker();
     let inside = |unit: &str| {
         tracker
             .get(unit)
             .is_some_and(|s| zone.contains(s.fix.lat, s.fix.lon))
     };
-    let view = |r| UnitView::new(r, tracker.get(&r.id)).in_coords(coords);
+    let view = |r: &UnitRecord| {
+        let status = super::units::status_of(&statuses, &r.id);
+        UnitView::new(r, tracker.get(&r.id), status).in_coords(coords)
+    };
     let member_views: Vec<Value> = members
         .iter()
         .filter_map(|m| records.iter().find(|r| &r.id == m))
@@ -201,7 +207,7 @@ fn parse(
     body: &[u8],
     kind: ZoneKind,
     path_id: Option<&str>,
-) -> Result<(Zone, Vec<String>), ApiError> {
+) -> Result<(Zone, Vec<String>, Option<AlarmOn>), ApiError> {
     zones::parse_feature(body, kind, path_id, |u| state.credentials.unit(u).is_some())
         .map_err(|e| ApiError::bad_request(e.code, e.message))
 }
@@ -227,10 +233,11 @@ async fn save(
     state: &AppState,
     zone: Zone,
     members: Vec<String>,
+    alarm_on: Option<AlarmOn>,
     caller: &str,
     create: bool,
 ) -> Result<Value, ApiError> {
-    let record = zones::to_record(&zone, &members, state.clock.now());
+    let record = zones::to_record(&zone, &members, alarm_on, state.clock.now());
     let stored = if create {
         state.store.create_zone(&record).await?
     } else {
@@ -242,6 +249,7 @@ async fn save(
             created_at: stored.created_at,
             updated_at: stored.updated_at,
         },
+        alarm_on,
     };
     let answer = zones::feature(&zone, Some(&meta));
     let (id, kind) = (zone.id.clone(), zones::kind_name(zone.kind));

@@ -9,7 +9,8 @@
 //!
 //! A circle is a `Point` with `properties.radius_m`. `properties.coords` (`wgs84` by default,
 //! `gcj02`, `bd09`) says which system the coordinates are in; they are stored in WGS-84.
-//! `properties.members` is for grids only. Geometry is read by the location core's GeoJSON
+//! `properties.members` is for grids only. `properties.alarm_on` (`enter`, `exit` or `both`) is
+//! for geofences only: which crossings raise a geofence alarm. Geometry is read by the location core's GeoJSON
 //! reader; this module checks the envelope first so each mistake gets its own error code.
 
 use fieldlink_location::{Shape, Zone, ZoneKind, Zones};
@@ -27,7 +28,7 @@ pub const MAX_NAME_CHARS: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     /// `bad_json`, `bad_feature`, `bad_id`, `id_mismatch`, `kind_mismatch`, `bad_name`,
-    /// `bad_geometry`, `bad_radius`, `bad_members`, `unknown_member`.
+    /// `bad_geometry`, `bad_radius`, `bad_members`, `unknown_member`, `bad_alarm_on`.
     pub code: &'static str,
     /// What to change.
     pub message: String,
@@ -40,14 +41,78 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
     }
 }
 
+/// Which crossings of a geofence raise an alarm (`properties.alarm_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmOn {
+    /// A unit entering.
+    Enter,
+    /// A unit leaving.
+    Exit,
+    /// Either.
+    Both,
+}
+
+impl AlarmOn {
+    /// `enter`, `exit` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmOn::Enter => "enter",
+            AlarmOn::Exit => "exit",
+            AlarmOn::Both => "both",
+        }
+    }
+
+    /// The value for a name, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "enter" => Some(AlarmOn::Enter),
+            "exit" => Some(AlarmOn::Exit),
+            "both" => Some(AlarmOn::Both),
+            _ => None,
+        }
+    }
+
+    /// Whether a crossing (entered, or left) raises an alarm.
+    pub fn fires(self, entered: bool) -> bool {
+        match self {
+            AlarmOn::Enter => entered,
+            AlarmOn::Exit => !entered,
+            AlarmOn::Both => true,
+        }
+    }
+}
+
+/// Reads `properties.alarm_on` (absent or null: none); only geofences may carry one.
+pub fn alarm_on(raw: Option<&Value>, kind: ZoneKind) -> Result<Option<AlarmOn>, Invalid> {
+    let value = match raw {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    if kind == ZoneKind::Grid {
+        return Err(invalid(
+            "bad_alarm_on",
+            "only geofences raise alarms; a grid has no properties.alarm_on",
+        ));
+    }
+    (value.as_str().and_then(AlarmOn::from_name))
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                "bad_alarm_on",
+                format!("properties.alarm_on {value} must be \"enter\", \"exit\" or \"both\""),
+            )
+        })
+}
+
 /// Reads a Feature for an area of `kind`. `path_id` is the id of a `PUT .../{id}`: the body may
 /// omit its id then, and must not contradict it. `known_unit` says whether a member exists.
+/// Returns the area, its members and its alarm rule.
 pub fn parse_feature(
     body: &[u8],
     kind: ZoneKind,
     path_id: Option<&str>,
     known_unit: impl Fn(&str) -> bool,
-) -> Result<(Zone, Vec<String>), Invalid> {
+) -> Result<(Zone, Vec<String>, Option<AlarmOn>), Invalid> {
     let mut f: Value = serde_json::from_slice(body)
         .map_err(|e| invalid("bad_json", format!("the body is not JSON: {e}")))?;
     let feature_hint = "send a GeoJSON Feature: {\"type\": \"Feature\", \"id\": ..., \"geometry\": {...}, \"properties\": {\"name\": ...}}";
@@ -96,6 +161,7 @@ pub fn parse_feature(
         }
     }
     let members = members(props.get("members"), kind, &known_unit)?;
+    let alarm_on = alarm_on(props.get("alarm_on"), kind)?;
     check_geometry(f.get("geometry"), props.get("radius_m"))?;
 
     f["id"] = Value::String(id);
@@ -107,7 +173,7 @@ pub fn parse_feature(
     if matches!(&zone.shape, Shape::Polygon(p) if p.unsigned_area() <= 0.0) {
         return Err(invalid("bad_geometry", "the polygon has no area"));
     }
-    Ok((zone, members))
+    Ok((zone, members, alarm_on))
 }
 
 fn check_id(id: &str) -> Result<(), Invalid> {

@@ -8,7 +8,7 @@ fn body(id: Option<&str>, geometry: &str, props: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn code(r: Result<(Zone, Vec<String>), Invalid>) -> &'static str {
+fn code(r: Result<(Zone, Vec<String>, Option<AlarmOn>), Invalid>) -> &'static str {
     r.expect_err("refused").code
 }
 
@@ -23,7 +23,7 @@ fn a_grid_with_members_and_a_circle_geofence_parse() {
         SQUARE,
         r#"{"name": "湖滨 1", "members": ["u1", "u2", "u1"]}"#,
     );
-    let (zone, members) = parse_feature(&b, ZoneKind::Grid, None, known).expect("valid");
+    let (zone, members, _) = parse_feature(&b, ZoneKind::Grid, None, known).expect("valid");
     assert_eq!(
         (&*zone.id, zone.name.as_str(), zone.kind),
         ("g1", "湖滨 1", ZoneKind::Grid)
@@ -33,7 +33,7 @@ fn a_grid_with_members_and_a_circle_geofence_parse() {
 
     let circle = r#"{"type": "Point", "coordinates": [120.16, 30.25]}"#;
     let b = body(None, circle, r#"{"radius_m": 120}"#);
-    let (zone, members) = parse_feature(&b, ZoneKind::Geofence, Some("scene"), known).unwrap();
+    let (zone, members, _) = parse_feature(&b, ZoneKind::Geofence, Some("scene"), known).unwrap();
     assert_eq!(&*zone.id, "scene");
     assert_eq!(zone.name, "scene", "the name defaults to the id");
     assert!(members.is_empty());
@@ -106,7 +106,7 @@ fn every_mistake_has_its_code() {
 #[test]
 fn gcj02_coordinates_are_stored_in_wgs84() {
     let b = body(Some("g"), SQUARE, r#"{"coords": "gcj02"}"#);
-    let (zone, _) = parse_feature(&b, ZoneKind::Grid, None, known).unwrap();
+    let (zone, _, _) = parse_feature(&b, ZoneKind::Grid, None, known).unwrap();
     let Shape::Polygon(p) = &zone.shape else {
         panic!("a polygon")
     };
@@ -129,11 +129,44 @@ fn a_store_record_gives_back_the_same_area() {
         ),
         (circle, r#"{"radius_m": 80.5}"#, ZoneKind::Geofence),
     ] {
-        let (zone, members) =
+        let (zone, members, _) =
             parse_feature(&body(Some("z"), geometry, props), kind, None, known).unwrap();
         let now = fieldlink_clock::Timestamp::from_millis(1_000);
-        let record = crate::zones::to_record(&zone, &members, now);
+        let record = crate::zones::to_record(&zone, &members, None, now);
         assert_eq!(record.members, members);
         assert_eq!(crate::zones::from_record(&record).unwrap(), zone);
     }
+}
+
+#[test]
+fn alarm_on_is_for_geofences_and_checked() {
+    let circle = r#"{"type": "Point", "coordinates": [120.165, 30.255]}"#;
+    for (value, want) in [
+        ("\"enter\"", Some(AlarmOn::Enter)),
+        ("\"exit\"", Some(AlarmOn::Exit)),
+        ("\"both\"", Some(AlarmOn::Both)),
+        ("null", None),
+    ] {
+        let props = format!(r#"{{"radius_m": 80, "alarm_on": {value}}}"#);
+        let b = body(Some("v"), circle, &props);
+        let (_, _, alarm_on) = parse_feature(&b, ZoneKind::Geofence, None, known).unwrap();
+        assert_eq!(alarm_on, want);
+    }
+    let b = body(
+        Some("v"),
+        circle,
+        r#"{"radius_m": 80, "alarm_on": "inside"}"#,
+    );
+    assert_eq!(
+        code(parse_feature(&b, ZoneKind::Geofence, None, known)),
+        "bad_alarm_on"
+    );
+    let b = body(Some("g"), SQUARE, r#"{"alarm_on": "enter"}"#);
+    assert_eq!(
+        code(parse_feature(&b, ZoneKind::Grid, None, known)),
+        "bad_alarm_on"
+    );
+    assert!(AlarmOn::Both.fires(true) && AlarmOn::Both.fires(false));
+    assert!(AlarmOn::Enter.fires(true) && !AlarmOn::Enter.fires(false));
+    assert!(!AlarmOn::Exit.fires(true) && AlarmOn::Exit.fires(false));
 }
