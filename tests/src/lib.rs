@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: a real fieldlink on free ports, tokens, HTTP calls,
 //! and the checks for the shared services (Mosquitto, PostgreSQL) that fail loudly in CI.
 
+pub mod dispatch;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;

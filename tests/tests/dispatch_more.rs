@@ -5,22 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fieldlink_clock::{Clock, ManualClock, Timestamp};
-use fieldlink_e2e::{Options, TestServer, eventually, now_ms};
+use fieldlink_clock::{Clock, ManualClock};
+use fieldlink_e2e::dispatch::{
+    A, SITE, WAIT, downlink, manual_clock, one_click, place, work_order,
+};
+use fieldlink_e2e::{Options, TestServer, eventually};
 use fieldlink_proto::UplinkKind;
 use fieldlink_proto::v1;
 use fieldlink_sim::{Handset, QoS};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(10);
-/// Unit A (u000) stands next to the incident; unit B (u001) about 270 m away.
-const A: (f64, f64) = (30.2741, 120.1551);
-const B: (f64, f64) = (30.2760, 120.1570);
-const SITE: (f64, f64) = (30.2742, 120.1552);
-
-fn manual_clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(Timestamp::from_millis(now_ms())))
-}
 
 async fn start(clock: &Arc<ManualClock>) -> TestServer {
     let opts = Options {
@@ -28,28 +21,6 @@ async fn start(clock: &Arc<ManualClock>) -> TestServer {
         ..Default::default()
     };
     TestServer::start_with_clock(opts, clock.clone()).await
-}
-
-/// Both handsets report a fix at the clock's time; waits until dispatch ranks both available
-/// for `incident`.
-async fn place(srv: &TestServer, clock: &ManualClock, a: &Handset, b: &Handset, incident: &str) {
-    let t = clock.now().as_millis();
-    a.publish_fix_qos1(fieldlink_e2e::fix(A.0, A.1, t))
-        .await
-        .expect("A publishes");
-    b.publish_fix_qos1(fieldlink_e2e::fix(B.0, B.1, t))
-        .await
-        .expect("B publishes");
-    let path = format!("/api/v1/incidents/{incident}/recommend");
-    eventually(WAIT, "both units available to dispatch", || async {
-        let (status, body) = srv.get(&path, Some(&srv.viewer)).await;
-        assert_eq!(status, 200, "{body}");
-        let units: Vec<&str> = (body["recommendations"].as_array()?.iter())
-            .filter_map(|r| r["candidate"]["unit"].as_str())
-            .collect();
-        (units == ["u000", "u001"]).then_some(())
-    })
-    .await;
 }
 
 /// Creates a dispute at the site; returns its id.
@@ -64,37 +35,6 @@ async fn create(srv: &TestServer, request_id: &str) -> String {
         .as_str()
         .expect("incident id")
         .to_owned()
-}
-
-/// One click; returns the order id, which must be for `unit`.
-async fn one_click(srv: &TestServer, incident: &str, unit: &str) -> String {
-    let path = format!("/api/v1/incidents/{incident}/dispatch");
-    let (status, body) = srv.post(&path, Some(&srv.admin), json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["orders"][0]["unit"], json!(unit), "{body}");
-    body["orders"][0]["id"]
-        .as_str()
-        .expect("order id")
-        .to_owned()
-}
-
-/// The next downlink `pick` accepts (re-sends and other messages are skipped).
-async fn downlink<T>(h: &mut Handset, what: &str, pick: impl Fn(&v1::Downlink) -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let d = (h.next_downlink(left).await).unwrap_or_else(|| panic!("no downlink: {what}"));
-        if let Some(v) = pick(&d) {
-            return v;
-        }
-    }
-}
-
-fn work_order(d: &v1::Downlink) -> Option<v1::WorkOrder> {
-    match &d.body {
-        Some(v1::downlink::Body::Order(o)) => Some(o.clone()),
-        _ => None,
-    }
 }
 
 /// The handset sends a receipt for `order` and waits until the order shows `state`.

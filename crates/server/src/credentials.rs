@@ -26,6 +26,9 @@ pub struct Caller {
 struct Cache {
     units: HashMap<String, UnitRecord>,
     tokens: HashMap<String, TokenRecord>,
+    /// Bumped by every `put_*`: a reload that read the store before a put must not replace the
+    /// cache with what it read (the put's record would vanish until the next refresh).
+    version: u64,
 }
 
 /// The credential cache. Cheap to clone.
@@ -33,6 +36,8 @@ struct Cache {
 pub struct Credentials {
     store: Store,
     cache: Arc<RwLock<Cache>>,
+    /// One reload at a time, so an older read never lands after a newer one.
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Credentials {
@@ -41,24 +46,35 @@ impl Credentials {
         let creds = Credentials {
             store,
             cache: Arc::default(),
+            reloading: Arc::default(),
         };
         creds.reload().await?;
         Ok(creds)
     }
 
-    /// Replaces the cache with what the store holds now.
+    /// Replaces the cache with what the store holds now. A put that lands while the store is
+    /// being read makes the reload read again, so its record is never lost.
     pub async fn reload(&self) -> Result<(), StoreError> {
-        let units = self.store.list_units().await?;
-        let tokens = self.store.list_tokens().await?;
-        let mut cache = self.write();
-        cache.units = units.into_iter().map(|u| (u.id.clone(), u)).collect();
-        cache.tokens = tokens.into_iter().map(|t| (t.id.clone(), t)).collect();
-        Ok(())
+        let _one_at_a_time = self.reloading.lock().await;
+        loop {
+            let seen = self.read().version;
+            let units = self.store.list_units().await?;
+            let tokens = self.store.list_tokens().await?;
+            let mut cache = self.write();
+            if cache.version != seen {
+                continue;
+            }
+            cache.units = units.into_iter().map(|u| (u.id.clone(), u)).collect();
+            cache.tokens = tokens.into_iter().map(|t| (t.id.clone(), t)).collect();
+            return Ok(());
+        }
     }
 
     /// Puts one unit record (after this process changed it in the store).
     pub fn put_unit(&self, unit: UnitRecord) {
-        self.write().units.insert(unit.id.clone(), unit);
+        let mut cache = self.write();
+        cache.version += 1;
+        cache.units.insert(unit.id.clone(), unit);
     }
 
     /// The unit's record, if known.
@@ -105,7 +121,9 @@ impl Credentials {
 
     /// Puts one token record (after this process created or revoked it).
     pub fn put_token(&self, token: TokenRecord) {
-        self.write().tokens.insert(token.id.clone(), token);
+        let mut cache = self.write();
+        cache.version += 1;
+        cache.tokens.insert(token.id.clone(), token);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
