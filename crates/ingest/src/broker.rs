@@ -314,8 +314,9 @@ impl EmbeddedBroker {
 }
 
 /// Binds `addr` once with std, and lets go, so that a taken port is reported in words before
-/// rumqttd (which would only log it on its own thread) tries.
-fn check_port(addr: SocketAddr) -> Result<(), IngestError> {
+/// rumqttd (which would only log it on its own thread) tries. The server also calls it before
+/// anything else starts, so a taken port changes nothing on disk.
+pub fn check_port(addr: SocketAddr) -> Result<(), IngestError> {
     match TcpListener::bind(addr) {
         Ok(listener) => {
             drop(listener);

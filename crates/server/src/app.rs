@@ -122,6 +122,17 @@ pub async fn open_store(config: &Config) -> Result<Store> {
 /// Builds and starts everything.
 pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     let topics = config.mqtt.topics()?;
+    // Ports first: a taken port must stop the start before anything (first-run credentials
+    // included) is created.
+    let listener = TcpListener::bind(config.http.listen).await.with_context(|| {
+        format!(
+            "cannot listen for HTTP on {}: the port may be in use by another program; choose another with --http, e.g. --http 127.0.0.1:8081",
+            config.http.listen
+        )
+    })?;
+    if config.mqtt.embedded() {
+        fieldlink_ingest::broker::check_port(config.mqtt.listen)?;
+    }
     let store = open_store(&config).await?;
     let now = clock.now();
     for unit in &config.units {
@@ -240,12 +251,6 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     sync_profiles(&state);
     tasks.spawn(refresh_credentials(state.clone(), shutdown.clone()));
 
-    let listener = TcpListener::bind(config.http.listen).await.with_context(|| {
-        format!(
-            "cannot listen for HTTP on {}: the port may be in use by another program; choose another with --http, e.g. --http 127.0.0.1:8081",
-            config.http.listen
-        )
-    })?;
     let http_addr = listener.local_addr()?;
     {
         let state = state.clone();

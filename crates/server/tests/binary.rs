@@ -175,3 +175,23 @@ fn environment_variables_override_the_defaults_and_flags_override_both() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("topic prefix"));
 }
+
+#[test]
+fn a_taken_port_stops_the_first_start_before_any_credentials_are_created() {
+    let dir = tempfile::tempdir().expect("dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let out = fieldlink()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--http", &format!("127.0.0.1:{}", free_port())])
+        .args(["--mqtt", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already in use"));
+    assert!(
+        !dir.path().join("first-run-credentials.txt").exists(),
+        "nothing is created when the start fails on a port"
+    );
+}
