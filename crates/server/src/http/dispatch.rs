@@ -11,8 +11,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use fieldlink_dispatch::{
-    Change, Dispatcher, IncidentId, IncidentKind, IncidentSource, LatLon, NewIncident, Order,
-    OrderId, Outcome, Priority, UnitId,
+    Candidate, Change, Dispatcher, IncidentId, IncidentKind, IncidentSource, LatLon, NewIncident,
+    Order, OrderId, Outcome, Priority, UnitId,
 };
 use fieldlink_store::Role;
 use serde::Deserialize;
@@ -205,6 +205,16 @@ fn created_orders(d: &Dispatcher, out: &Outcome) -> Vec<Order> {
         .collect()
 }
 
+/// The responders ranked nearest the incident. Ranked before the core's write lock is taken;
+/// positions barely move in between.
+async fn candidates_for(state: &AppState, id: &IncidentId) -> Result<Vec<Candidate>, ApiError> {
+    let location = {
+        let core = state.dispatch.read().await;
+        core.incident(id)?.spec.location
+    };
+    Ok(location.map(|at| near(state, at)).unwrap_or_default())
+}
+
 /// `POST /api/v1/incidents/{id}/dispatch`: one click (no body or `{}`: the nearest available,
 /// fitting responder; queued with an alarm when there is none), or `{"units": [...]}`.
 pub async fn dispatch(
@@ -216,12 +226,7 @@ pub async fn dispatch(
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let b: DispatchBody = body(&bytes)?;
     let id = IncidentId(id);
-    let location = {
-        let core = state.dispatch.read().await;
-        core.incident(&id)?.spec.location
-    };
-    // Ranked before the core's lock is taken; positions barely move in between.
-    let candidates = location.map(|at| near(&state, at)).unwrap_or_default();
+    let candidates = candidates_for(&state, &id).await?;
     let orders: Vec<Order> = (state.dispatch)
         .execute(&state, None, |d, now, _| {
             let out = match &b.units {
@@ -253,11 +258,7 @@ pub async fn recommend(
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Role::Viewer)?;
     let id = IncidentId(id);
-    let location = {
-        let core = state.dispatch.read().await;
-        core.incident(&id)?.spec.location
-    };
-    let candidates = location.map(|at| near(&state, at)).unwrap_or_default();
+    let candidates = candidates_for(&state, &id).await?;
     let core = state.dispatch.read().await;
     let ranked = core.recommend(&id, &candidates)?;
     Ok(Json(json!({ "recommendations": ranked })))
@@ -282,11 +283,7 @@ pub async fn reinforce(
         ));
     }
     let id = IncidentId(id);
-    let location = {
-        let core = state.dispatch.read().await;
-        core.incident(&id)?.spec.location
-    };
-    let candidates = location.map(|at| near(&state, at)).unwrap_or_default();
+    let candidates = candidates_for(&state, &id).await?;
     let orders: Vec<Order> = (state.dispatch)
         .execute(&state, None, |d, now, _| {
             let actor = fieldlink_dispatch::Actor::Dispatcher(caller);
