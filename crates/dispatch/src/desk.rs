@@ -29,6 +29,10 @@ use crate::timers::{TimerKind, Timers, secs};
 
 /// Everything the dispatcher knows: serialize it to survive a restart ([`Dispatcher::restore`]).
 /// Timers are absolute deadlines, so they resume at their original instants.
+///
+/// The responders are not serialized with the rest: there can be 100k of them and a command
+/// changes a few, so the caller persists them one record each (the units
+/// [`Dispatcher::keep`] returns) and puts them back in `responders` before restoring.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeskState {
     /// Incidents by id.
@@ -37,7 +41,8 @@ pub struct DeskState {
     pub orders: BTreeMap<OrderId, Order>,
     /// Alarms by id.
     pub alarms: BTreeMap<AlarmId, Alarm>,
-    /// Responders by unit.
+    /// Responders by unit (not serialized: see above).
+    #[serde(skip)]
     pub responders: BTreeMap<UnitId, Responder>,
     /// Client request id → the incident it created (idempotent create).
     pub requests: BTreeMap<String, IncidentId>,
@@ -53,6 +58,9 @@ pub struct Dispatcher {
     pub(crate) config: DispatchConfig,
     pub(crate) state: DeskState,
     pub(crate) ids: Box<dyn IdGen>,
+    /// While a [`checkpoint`](Self::checkpoint) is open: each responder the command touched,
+    /// as it was before (`None`: it did not exist).
+    pub(crate) undo: Option<BTreeMap<UnitId, Option<Responder>>>,
 }
 
 impl Dispatcher {
@@ -63,7 +71,12 @@ impl Dispatcher {
 
     /// A dispatcher resumed from a snapshot; its timers keep their deadlines.
     pub fn restore(config: DispatchConfig, state: DeskState, ids: Box<dyn IdGen>) -> Self {
-        Dispatcher { config, state, ids }
+        Dispatcher {
+            config,
+            state,
+            ids,
+            undo: None,
+        }
     }
 
     /// The state, to persist.

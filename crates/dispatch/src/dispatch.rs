@@ -11,7 +11,7 @@ use crate::error::DispatchError;
 use crate::journal::{Change, Effect, Outcome};
 use crate::model::{Actor, Incident, IncidentId, OrderId, Reinforcement, UnitId};
 use crate::order::{Order, OrderMessage, OrderState};
-use crate::status::{Candidate, Recommendation, Responder, ResponderStatus};
+use crate::status::{Candidate, Recommendation, ResponderStatus};
 use crate::timers::{TimerKind, secs};
 
 impl Dispatcher {
@@ -190,12 +190,10 @@ impl Dispatcher {
         if let Some(i) = self.state.incidents.get_mut(incident) {
             i.orders.push(id.clone());
         }
-        let r = (self.state.responders.entry(unit.clone()))
-            .or_insert_with(|| Responder::new(unit.clone()));
-        r.order = Some(id.clone());
+        self.responder_mut(unit).order = Some(id.clone());
         self.transition(now, &id, OrderState::Dispatched, actor, out)?;
         self.note_status(now, unit, before, actor, out);
-        let order = self.message(&id)?;
+        let order = self.order_message(&id)?;
         out.effects.push(Effect::SendOrder {
             unit: unit.clone(),
             order,
@@ -214,7 +212,7 @@ impl Dispatcher {
     }
 
     /// What the handset is sent for `order`.
-    pub(crate) fn message(&self, order: &OrderId) -> Result<OrderMessage, DispatchError> {
+    pub fn order_message(&self, order: &OrderId) -> Result<OrderMessage, DispatchError> {
         let o = self.order(order)?;
         let i = self.incident(&o.incident)?;
         Ok(OrderMessage {

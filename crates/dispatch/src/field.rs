@@ -27,17 +27,15 @@ impl Dispatcher {
         unit: &UnitId,
         position: LatLon,
     ) -> Result<Outcome, DispatchError> {
-        let r = (self.state.responders.entry(unit.clone()))
-            .or_insert_with(|| Responder::new(unit.clone()));
-        r.last_fix = Some((position, now));
+        self.responder_mut(unit).last_fix = Some((position, now));
         let mut out = Outcome::default();
-        let Some(order) = r.order.clone() else {
+        if !self.arrival_pending(unit) {
+            return Ok(self.finish(out));
+        }
+        let Some(order) = (self.state.responders.get(unit)).and_then(|r| r.order.clone()) else {
             return Ok(self.finish(out));
         };
         let o = self.order(&order)?;
-        if !matches!(o.state, OrderState::Accepted | OrderState::EnRoute) {
-            return Ok(self.finish(out));
-        }
         let Some(site) = self.incident(&o.incident)?.spec.location else {
             return Ok(self.finish(out));
         };
@@ -52,6 +50,24 @@ impl Dispatcher {
             self.transition(now, &order, OrderState::OnScene, &actor, &mut out)?;
         }
         Ok(self.finish(out))
+    }
+
+    /// Whether a fix of `unit` can matter beyond its last fix: it holds an accepted or en-route
+    /// order, so the fix may be an arrival. Most fixes do not; the caller may then use
+    /// [`note_last_fix`](Self::note_last_fix) and skip the command machinery.
+    pub fn arrival_pending(&self, unit: &UnitId) -> bool {
+        (self.state.responders.get(unit))
+            .and_then(|r| r.order.as_ref())
+            .and_then(|o| self.state.orders.get(o))
+            .is_some_and(|o| matches!(o.state, OrderState::Accepted | OrderState::EnRoute))
+    }
+
+    /// Keeps a unit's last fix (where an SOS without a position is placed), and nothing else:
+    /// nothing to journal or persist.
+    pub fn note_last_fix(&mut self, now: Timestamp, unit: &UnitId, position: LatLon) {
+        (self.state.responders.entry(unit.clone()))
+            .or_insert_with(|| Responder::new(unit.clone()))
+            .last_fix = Some((position, now));
     }
 
     /// The duty status a handset reports. A responder who becomes available is offered queued
@@ -89,10 +105,7 @@ impl Dispatcher {
         change: impl FnOnce(&mut Responder),
     ) -> Result<Outcome, DispatchError> {
         let before = self.responder_status(unit);
-        change(
-            (self.state.responders.entry(unit.clone()))
-                .or_insert_with(|| Responder::new(unit.clone())),
-        );
+        change(self.responder_mut(unit));
         let mut out = Outcome::default();
         self.note_status(now, unit, before, actor, &mut out);
         // Only a responder who just became available can change what the queue can do.

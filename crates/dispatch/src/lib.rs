@@ -7,8 +7,9 @@
 //! positions (the caller's location tracker ranks [`Candidate`]s), persistence (the store keeps
 //! the [`DeskState`] and the journal), nor the wire (MQTT and WebSocket adapters).
 //!
-//! Restart: [`DeskState`] is serde-serializable and its timers are absolute deadlines, so
-//! [`Dispatcher::restore`] resumes every countdown at its original instant.
+//! Restart: [`DeskState`] is serde-serializable (its responders one record each) and its timers
+//! are absolute deadlines, so [`Dispatcher::restore`] resumes every countdown at its original
+//! instant. A command the caller could not persist is undone through a [`Checkpoint`].
 //!
 //! Layout:
 //! - `model`: ids, [`Actor`], [`Incident`] and what creates one.
@@ -19,6 +20,7 @@
 //! - `alarm`: [`Alarm`]s: raise, re-notify, acknowledge, resolve.
 //! - `ids`: [`IdGen`]; ids come from the caller.
 //! - `desk`: [`Dispatcher`], [`DeskState`], accessors, creating incidents.
+//! - `checkpoint`: undo a command; which responder records it changed.
 //! - `dispatch`: one click, manual dispatch, recommend, reinforce, ranking.
 //! - `queue`: waiting for a free responder; reassignment; [`CandidateSource`].
 //! - `lifecycle`: receipts, cancel, close, and the order transition every change goes through.
@@ -27,6 +29,7 @@
 //! - `report`: the supervision report and its CSV.
 
 mod alarm;
+mod checkpoint;
 mod config;
 mod desk;
 mod dispatch;
@@ -46,6 +49,7 @@ mod timers;
 mod tests;
 
 pub use alarm::{Alarm, AlarmKind, AlarmState};
+pub use checkpoint::Checkpoint;
 pub use config::{DispatchConfig, Targets};
 pub use desk::{DeskState, Dispatcher};
 pub use error::DispatchError;

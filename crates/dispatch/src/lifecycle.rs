@@ -169,7 +169,7 @@ impl Dispatcher {
             }
         }
         if to.is_terminal() {
-            if let Some(r) = self.state.responders.get_mut(&unit) {
+            if let Some(r) = self.existing_responder_mut(&unit) {
                 if r.order.as_ref() == Some(order) {
                     r.order = None;
                 }

@@ -74,6 +74,12 @@ impl Responder {
         }
     }
 
+    /// Same duty, presence and current order (the record that is persisted; the last fix is a
+    /// cache of the location tracker's).
+    pub fn same_record(&self, other: &Responder) -> bool {
+        self.duty == other.duty && self.online == other.online && self.order == other.order
+    }
+
     /// The status, given the state of its current order (if it holds one).
     ///
     /// Precedence: offline, then the order (a responder on a job stays on it whatever the duty

@@ -1,6 +1,7 @@
 //! Unit tests of the dispatch core on a manual timeline (plain `Timestamp`s, default 60/180/300 s
 //! targets, 30 s acceptance timeout), and the helpers they share.
 
+mod checkpoint;
 mod orders;
 mod queue;
 mod report;

@@ -225,7 +225,7 @@ impl Dispatcher {
                 let o = self.order(&order)?;
                 if o.state == OrderState::Dispatched {
                     let unit = o.unit.clone();
-                    let msg = self.message(&order)?;
+                    let msg = self.order_message(&order)?;
                     if let Some(o) = self.state.orders.get_mut(&order) {
                         o.resends = attempt;
                     }

@@ -3,14 +3,15 @@
 //! One core per process, behind a tokio `Mutex` because every command awaits its store commit
 //! before it answers. Every command runs the same way ([`DispatchService::execute`]): run the
 //! core → build one [`ChangeSet`](fieldlink_store::ChangeSet) (journal events naming their actor,
-//! incident / order / alarm rows, outbox entries for the downlinks, timers, the whole-state
-//! snapshot, the request id) → `Store::commit` → only then publish the downlinks and answer. A
-//! commit that fails puts the core back as it was before the command, so memory never runs ahead
-//! of the store.
+//! incident / order / alarm rows, the changed responder records, outbox entries for the
+//! downlinks, timers, the snapshot of the rest, the request id) → `Store::commit` → only then
+//! publish the downlinks and answer. A command refused or a commit that fails puts the core back
+//! as it was before the command (a [`Checkpoint`](fieldlink_dispatch::Checkpoint)), so memory
+//! never runs ahead of the store.
 //!
-//! Restart: the core is restored from the single-row snapshot the last commit wrote
-//! (`docs/decisions.md`, "Dispatch restart"); its timers are absolute deadlines, so a countdown
-//! resumes at its original instant. Downlinks committed but not published before a crash are
+//! Restart: the core is restored from the single-row snapshot the last commit wrote and the
+//! responder rows (`docs/decisions.md`, "Dispatch restart"); its timers are absolute deadlines,
+//! so a countdown resumes at its original instant. Downlinks committed but not published before a crash are
 //! sent at start from the outbox.
 //!
 //! Layout:
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use fieldlink_clock::Timestamp;
 use fieldlink_dispatch::{
     CandidateSource, DeskState, DispatchConfig, DispatchError, Dispatcher, Incident, Outcome,
+    Responder,
 };
 use fieldlink_store::{ChangeSet, Committed, OutboxEntry, Store, StoreError};
 use serde::Serialize;
@@ -81,10 +83,20 @@ impl DispatchService {
             .await
             .context("cannot load the dispatch snapshot")?;
         let desk: DeskState = match snapshot {
-            Some(s) => from_json(s.data).context("the stored dispatch snapshot is unreadable")?,
+            Some(s) => {
+                let mut desk: DeskState =
+                    from_json(s.data).context("the stored dispatch snapshot is unreadable")?;
+                for r in s.responders {
+                    let r: Responder =
+                        from_json(r).context("a stored responder record is unreadable")?;
+                    desk.responders.insert(r.unit.clone(), r);
+                }
+                desk
+            }
             None => DeskState::default(),
         };
         tracing::info!(
+            responders = desk.responders.len(),
             incidents = desk.incidents.len(),
             orders = desk.orders.len(),
             timers = desk.timers.iter().count(),
@@ -151,38 +163,45 @@ impl DispatchService {
     {
         let mut core = self.core.lock().await;
         let now = state.clock.now();
-        let before = core.state().clone();
+        let checkpoint = core.checkpoint();
         let src = |i: &Incident| candidates::for_incident(state, i);
-        let (value, outcome) = command(&mut core, now, &src).map_err(CommandError::Refused)?;
-        if outcome.is_empty() {
+        let (value, outcome) = match command(&mut core, now, &src) {
+            Ok(done) => done,
+            Err(e) => {
+                core.rollback(checkpoint);
+                return Err(CommandError::Refused(e));
+            }
+        };
+        let responders = core.changed_responders();
+        if outcome.is_empty() && responders.is_empty() {
+            core.keep(checkpoint);
             return Ok(value);
         }
         let result = serde_json::to_value(&value).unwrap_or_default();
-        let mut change = changes::change_set(&core, now, &outcome);
+        let mut change = changes::change_set(&core, now, &outcome, &responders);
         change.request = request.map(|r| (r, result));
         let outbox = wire::outbox(&core, now, &outcome);
         change.outbox = outbox.clone();
-        match state.store.commit(&change).await {
-            Ok(Committed::Written(_)) => {}
-            Ok(Committed::Replayed(first)) => {
-                // The store knew the request but the core did not (cannot happen while the
-                // snapshot is written with every commit): answer as the first time.
-                let config = core.config().clone();
-                *core = Dispatcher::restore(config, before, Box::new(RandomIds));
-                return serde_json::from_value(first).map_err(|e| {
-                    CommandError::Store(StoreError::Corrupt {
-                        what: "request result",
-                        id: String::new(),
-                        detail: e.to_string(),
-                    })
-                });
-            }
-            Err(e) => {
-                let config = core.config().clone();
-                *core = Dispatcher::restore(config, before, Box::new(RandomIds));
-                return Err(CommandError::Store(e));
-            }
+        let failure = match state.store.commit(&change).await {
+            Ok(Committed::Written(_)) => None,
+            Ok(Committed::Replayed(first)) => Some(Ok(first)),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(failure) = failure {
+            // Nothing was written: the core goes back to what the store holds.
+            core.rollback(checkpoint);
+            let first = failure.map_err(CommandError::Store)?;
+            // The store knew the request but the core did not (a request retried across a
+            // restart): answer as the first time.
+            return serde_json::from_value(first).map_err(|e| {
+                CommandError::Store(StoreError::Corrupt {
+                    what: "request result",
+                    id: String::new(),
+                    detail: e.to_string(),
+                })
+            });
         }
+        core.keep(checkpoint);
         for effect in &outcome.effects {
             wire::log_alarm(effect);
         }

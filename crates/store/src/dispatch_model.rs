@@ -37,8 +37,11 @@ pub struct ChangeSet {
     pub timers_set: Vec<TimerRow>,
     /// Ids of timers to remove (fired or no longer needed); unknown ids are ignored.
     pub timers_cleared: Vec<String>,
-    /// The core's whole state after this command, replacing the single `dispatch_snapshot` row
-    /// (with the journal's last sequence number); read back by [`crate::Store::load_dispatch_snapshot`].
+    /// Responder records to write (`(unit, record)`), replacing each unit's row.
+    pub responders: Vec<(String, Value)>,
+    /// The core's state after this command but its responders, replacing the single
+    /// `dispatch_snapshot` row (with the journal's last sequence number); read back by
+    /// [`crate::Store::load_dispatch_snapshot`].
     pub snapshot: Option<Value>,
 }
 
@@ -54,6 +57,7 @@ impl ChangeSet {
             && self.outbox_done.is_empty()
             && self.timers_set.is_empty()
             && self.timers_cleared.is_empty()
+            && self.responders.is_empty()
             && self.snapshot.is_none()
     }
 }
@@ -224,11 +228,13 @@ pub struct DispatchState {
     pub last_seq: i64,
 }
 
-/// The dispatch core's whole state as last committed ([`crate::Store::load_dispatch_snapshot`]).
+/// The dispatch core's state as last committed ([`crate::Store::load_dispatch_snapshot`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DispatchSnapshot {
-    /// The core's state (JSON it owns).
+    /// The core's state but its responders (JSON it owns).
     pub data: Value,
+    /// Every responder record (JSON the core owns), by unit id.
+    pub responders: Vec<Value>,
     /// The journal's last sequence number when it was written.
     pub last_seq: i64,
     /// When the command that wrote it was handled.

@@ -27,6 +27,9 @@ macro_rules! fetch_rows {
     }};
 }
 
+/// The snapshot row (data, last seq, when) and the responder rows (unit, data), as read together.
+type SnapshotRaw = (Option<(String, i64, i64)>, Vec<(String, String)>);
+
 /// The raw parts of [`DispatchState`], as read in one snapshot.
 type StateRaw = (
     Vec<IncidentRaw>,
@@ -246,8 +249,8 @@ impl Store {
         })
     }
 
-    /// The dispatch core's whole state as the last commit with a snapshot left it, or `None`
-    /// before the first one.
+    /// The dispatch core's state as the last commit with a snapshot left it, with every
+    /// responder record, or `None` before the first commit.
     ///
     /// On PostgreSQL the read first takes the commit lock. A process killed right after sending
     /// COMMIT leaves a transaction that the server still completes while holding that lock; a
@@ -257,8 +260,9 @@ impl Store {
     pub async fn load_dispatch_snapshot(&self) -> Result<Option<DispatchSnapshot>, StoreError> {
         const READ: &str =
             "SELECT data, last_seq, updated_at_ms FROM dispatch_snapshot WHERE id = 1";
+        const RESPONDERS: &str = "SELECT unit, data FROM dispatch_responders ORDER BY unit";
         let pg = self.backend() == Backend::Postgres;
-        let row: Option<(String, i64, i64)> = with_pool!(self, |p| {
+        let (row, responders): SnapshotRaw = with_pool!(self, |p| {
             async {
                 let mut tx = p.begin().await?;
                 if pg {
@@ -267,8 +271,9 @@ impl Store {
                         .await?;
                 }
                 let row = sqlx::query_as(READ).fetch_optional(&mut *tx).await?;
+                let responders = sqlx::query_as(RESPONDERS).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(row)
+                Ok::<_, sqlx::Error>((row, responders))
             }
             .await
         })
@@ -276,6 +281,9 @@ impl Store {
         row.map(|(data, last_seq, at)| {
             Ok(DispatchSnapshot {
                 data: parse_json("dispatch snapshot", "1", &data)?,
+                responders: (responders.iter())
+                    .map(|(unit, data)| parse_json("responder", unit, data))
+                    .collect::<Result<_, _>>()?,
                 last_seq,
                 updated_at: Timestamp::from_millis(at),
             })

@@ -236,6 +236,19 @@ impl Store {
                     .await
                     .map_err(db())?;
                 }
+                for (unit, data) in &change.responders {
+                    sqlx::query(
+                        "INSERT INTO dispatch_responders (unit, data, updated_at_ms) \
+                         VALUES ($1, $2, $3) ON CONFLICT (unit) DO UPDATE SET \
+                         data = excluded.data, updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(unit)
+                    .bind(json_text(data))
+                    .bind(change.at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::insert("responder", unit))?;
+                }
                 if let Some(snapshot) = &change.snapshot {
                     sqlx::query(
                         "INSERT INTO dispatch_snapshot (id, data, last_seq, updated_at_ms) \

@@ -1,5 +1,5 @@
-//! The single-row dispatch snapshot: written inside `commit`, replaced by the next one, absent
-//! before the first, and never written by a replayed request.
+//! The single-row dispatch snapshot and the responder rows beside it: written inside `commit`,
+//! replaced by the next one, absent before the first, and never written by a replayed request.
 
 #[macro_use]
 mod dispatch_support;
@@ -16,6 +16,10 @@ async fn snapshot_follows_commits(cfg: StoreConfig) {
 
     let first = ChangeSet {
         snapshot: Some(json!({"n": 1})),
+        responders: vec![
+            ("u1".to_owned(), json!({"unit": "u1", "online": true})),
+            ("u2".to_owned(), json!({"unit": "u2", "online": false})),
+        ],
         ..dispatch_command("1", 1_000, Some(("req-1", json!({"id": "inc-1"}))))
     };
     let Committed::Written(seqs) = store.commit(&first).await.unwrap() else {
@@ -25,25 +29,27 @@ async fn snapshot_follows_commits(cfg: StoreConfig) {
     assert_eq!(snap.data, json!({"n": 1}));
     assert_eq!(snap.last_seq, *seqs.last().unwrap());
     assert_eq!(snap.updated_at, t(1_000));
+    assert_eq!(snap.responders.len(), 2);
 
     // A replay writes nothing, the snapshot included.
     let replay = ChangeSet {
         snapshot: Some(json!({"n": 99})),
+        responders: vec![("u3".to_owned(), json!({"unit": "u3"}))],
         ..dispatch_command("9", 9_000, Some(("req-1", json!({"id": "inc-9"}))))
     };
     assert!(matches!(
         store.commit(&replay).await.unwrap(),
         Committed::Replayed(_)
     ));
-    assert_eq!(
-        store.load_dispatch_snapshot().await.unwrap().unwrap().data,
-        json!({"n": 1})
-    );
+    let snap = store.load_dispatch_snapshot().await.unwrap().unwrap();
+    assert_eq!(snap.data, json!({"n": 1}));
+    assert_eq!(snap.responders.len(), 2, "the replay wrote no responder");
 
-    // A snapshot-only commit keeps the last sequence number; the row is replaced.
+    // A commit without events keeps the last sequence number; the rows are replaced.
     let only = ChangeSet {
         at: t(2_000),
         snapshot: Some(json!({"n": 2})),
+        responders: vec![("u2".to_owned(), json!({"unit": "u2", "online": true}))],
         ..ChangeSet::default()
     };
     store.commit(&only).await.unwrap();
@@ -52,5 +58,12 @@ async fn snapshot_follows_commits(cfg: StoreConfig) {
     let snap = store.load_dispatch_snapshot().await.unwrap().unwrap();
     assert_eq!(snap.data, json!({"n": 2}));
     assert_eq!(snap.last_seq, *seqs.last().unwrap());
+    assert_eq!(
+        snap.responders,
+        vec![
+            json!({"unit": "u1", "online": true}),
+            json!({"unit": "u2", "online": true})
+        ]
+    );
     store.close().await;
 }

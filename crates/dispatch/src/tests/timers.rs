@@ -213,8 +213,20 @@ fn alarms_renotify_until_acknowledged() {
 fn restart_mid_countdown_keeps_original_deadlines() {
     let (mut d, _, o) = dispatched();
     d.tick(at(10.0), &nobody).unwrap();
+    // Persisted as the server does: the snapshot, and each responder as a record of its own.
     let json = serde_json::to_string(d.state()).unwrap();
-    let state: DeskState = serde_json::from_str(&json).unwrap();
+    let records: Vec<String> = (d.state().responders.values())
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let mut state: DeskState = serde_json::from_str(&json).unwrap();
+    assert!(
+        state.responders.is_empty(),
+        "responders are not in the snapshot"
+    );
+    for r in &records {
+        let r: Responder = serde_json::from_str(r).unwrap();
+        state.responders.insert(r.unit.clone(), r);
+    }
     assert_eq!(&state, d.state());
     let mut r = Dispatcher::restore(
         DispatchConfig::default(),

@@ -1,18 +1,23 @@
 //! One command's [`Outcome`] as a [`ChangeSet`]: the journal events (JSON, with their actor),
 //! the rows of every record it touched (marked `new` when this command created them), its timers,
-//! and the whole-state snapshot the core is restored from.
+//! the responder records it changed, and the snapshot of the rest the core is restored from.
 
 use std::collections::BTreeSet;
 
 use fieldlink_clock::Timestamp;
-use fieldlink_dispatch::{Change, Dispatcher, JournalEvent, Outcome, Timer, TimerKind};
+use fieldlink_dispatch::{Change, Dispatcher, JournalEvent, Outcome, Timer, TimerKind, UnitId};
 use fieldlink_store::{AlarmRow, ChangeSet, IncidentRow, NewEvent, OrderRow, TimerRow};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Everything `outcome` changed, ready for `Store::commit` (without outbox and request, which
-/// the caller adds).
-pub(super) fn change_set(core: &Dispatcher, now: Timestamp, outcome: &Outcome) -> ChangeSet {
+/// Everything `outcome` changed, with the records of the `responders` it changed, ready for
+/// `Store::commit` (without outbox and request, which the caller adds).
+pub(super) fn change_set(
+    core: &Dispatcher,
+    now: Timestamp,
+    outcome: &Outcome,
+    responders: &BTreeSet<UnitId>,
+) -> ChangeSet {
     let touched = outcome.touched();
     let mut created = BTreeSet::new();
     for e in &outcome.events {
@@ -77,6 +82,10 @@ pub(super) fn change_set(core: &Dispatcher, now: Timestamp, outcome: &Outcome) -
         outbox_done: Vec::new(),
         timers_set: outcome.timers_set.iter().map(timer).collect(),
         timers_cleared: outcome.timers_cleared.clone(),
+        responders: (responders.iter())
+            .filter_map(|u| core.state().responders.get(u))
+            .map(|r| (r.unit.to_string(), json(r)))
+            .collect(),
         snapshot: Some(json(core.state())),
     }
 }

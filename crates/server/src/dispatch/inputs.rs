@@ -164,6 +164,14 @@ async fn apply(state: &AppState, input: Input) {
             .await
         }
         Input::Fix { unit, at } => {
+            {
+                // Most fixes only move the last fix: no checkpoint, no commit.
+                let mut core = svc.read().await;
+                if !core.arrival_pending(&unit) {
+                    core.note_last_fix(state.clock.now(), &unit, at);
+                    return;
+                }
+            }
             svc.execute(state, None, |d, now, _| {
                 Ok(((), d.gps_fix(now, &unit, at)?))
             })
