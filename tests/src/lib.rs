@@ -2,6 +2,7 @@
 //! and the checks for the shared services (Mosquitto, PostgreSQL) that fail loudly in CI.
 
 pub mod dispatch;
+pub mod ws;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -96,6 +97,8 @@ pub struct Options {
     pub grid_files: Vec<std::path::PathBuf>,
     /// GeoJSON files of geofences to load at start (`zones.geofence_files`).
     pub geofence_files: Vec<std::path::PathBuf>,
+    /// The WebSocket hub's config (`[push]`); the defaults otherwise.
+    pub push: Option<fieldlink_push::PushConfig>,
 }
 
 impl TestServer {
@@ -137,6 +140,9 @@ impl TestServer {
         };
         config.zones.grid_files = opts.grid_files.clone();
         config.zones.geofence_files = opts.geofence_files.clone();
+        if let Some(push) = &opts.push {
+            config.push = push.clone();
+        }
         if let Some((url, schema)) = &opts.store {
             config.store.url = url.clone();
             config.store.pg_schema = schema.clone();

@@ -82,6 +82,7 @@ impl Server {
     /// Stops accepting work, lets tasks finish within `grace`, writes pending positions.
     pub async fn shutdown(self, grace: Duration) {
         self.shutdown.cancel();
+        self.state.push.shutdown();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())
             .await
@@ -195,6 +196,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
 
     let (dispatch_service, dispatch_inputs) =
         DispatchService::restore(&store, config.dispatch.clone()).await?;
+    let push_backend = Arc::new(crate::push::PushBackend::default());
+    let hub = fieldlink_push::Hub::new(config.push.clone(), push_backend.clone(), clock.clone());
     let state = AppState::new(Inner {
         store: store.clone(),
         credentials: credentials.clone(),
@@ -205,7 +208,9 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         clock: clock.clone(),
         downlink,
         dispatch: dispatch_service,
+        push: hub,
     });
+    push_backend.attach(&state);
     let (stored, from_files) = zones::load(&state, &config.zones).await?;
     tracing::info!(stored, from_files, "geofences and grids loaded");
     let restored = persist::restore(&state, &store).await?;

@@ -36,6 +36,8 @@ pub struct Config {
     pub zones: ZonesConfig,
     /// Dispatch: the 1/3/5 targets, acceptance timeout, arrival detection, skills, ETAs.
     pub dispatch: fieldlink_dispatch::DispatchConfig,
+    /// The WebSocket hub (`/ws`, `/ws/handset`): limits, timings, allowed browser origins.
+    pub push: fieldlink_push::PushConfig,
     /// Logging.
     pub log: LogConfig,
     /// Graceful shutdown.
@@ -54,6 +56,7 @@ impl Default for Config {
             location: LocationConfig::default(),
             zones: ZonesConfig::default(),
             dispatch: fieldlink_dispatch::DispatchConfig::default(),
+            push: fieldlink_push::PushConfig::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             units: Vec::new(),

@@ -183,7 +183,11 @@ impl DispatchService {
         let outbox = wire::outbox(&core, now, &outcome);
         change.outbox = outbox.clone();
         let failure = match state.store.commit(&change).await {
-            Ok(Committed::Written(_)) => None,
+            Ok(Committed::Written(seqs)) => {
+                // Under the lock, so the hub sees the events in sequence order.
+                crate::push::journal_committed(state, &core, &seqs, &change.events);
+                None
+            }
             Ok(Committed::Replayed(first)) => Some(Ok(first)),
             Err(e) => Some(Err(e)),
         };
@@ -207,6 +211,7 @@ impl DispatchService {
         }
         // Published under the lock, so handsets see a command's messages in command order.
         publish(state, now, &outbox).await;
+        crate::push::deliver_to_handsets(state, &outcome.effects);
         Ok(value)
     }
 }

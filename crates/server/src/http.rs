@@ -6,6 +6,7 @@
 
 mod alarms;
 mod auth;
+pub(crate) mod commands;
 mod dispatch;
 mod error;
 mod location;
@@ -13,6 +14,7 @@ mod ops;
 mod reports;
 mod track;
 mod units;
+mod ws;
 mod zones;
 
 use axum::Router;
@@ -80,6 +82,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alarms", get(alarms::list))
         .route("/api/v1/alarms/{id}/ack", post(alarms::ack))
         .route("/api/v1/alarms/{id}/resolve", post(alarms::resolve))
+        .route("/api/v1/ws-ticket", post(ws::ticket))
+        .route("/ws", axum::routing::any(ws::command_room))
+        .route("/ws/handset", axum::routing::any(ws::handset))
         .fallback(ops::not_found)
         .with_state(state)
 }

@@ -26,6 +26,7 @@ pub mod http;
 pub mod metrics;
 pub mod persist;
 pub mod provision;
+pub mod push;
 pub mod retention;
 pub mod state;
 pub mod telemetry;

@@ -20,6 +20,13 @@ pub struct ZoneEventLabel {
     pub kind: &'static str,
 }
 
+/// Label of the WebSocket refusal and close counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why (`origin`, `auth`, `too_slow`, ...).
+    pub reason: String,
+}
+
 /// Metrics of the server crate.
 #[derive(Debug, Clone, Default)]
 pub struct ServerMetrics {
@@ -37,6 +44,22 @@ pub struct ServerMetrics {
     pub track_rows_pruned: Counter,
     /// Units entering or leaving a geofence or grid.
     pub zone_events: Family<ZoneEventLabel, Counter>,
+    /// WebSocket connections open now (copied from the hub's counters at each scrape).
+    pub ws_connections: Gauge,
+    /// WebSocket sessions authenticated.
+    pub ws_sessions: Counter,
+    /// WebSocket upgrades refused, by reason.
+    pub ws_refused: Family<ReasonLabel, Counter>,
+    /// WebSocket sessions the server closed, by reason.
+    pub ws_closed: Family<ReasonLabel, Counter>,
+    /// Journal events written to WebSocket clients.
+    pub ws_events_sent: Counter,
+    /// Position batches written to WebSocket clients.
+    pub ws_position_batches: Counter,
+    /// Malformed WebSocket messages received.
+    pub ws_malformed: Counter,
+    /// Orders and order updates queued to a handset's WebSocket (besides MQTT).
+    pub ws_orders_delivered: Counter,
 }
 
 impl ServerMetrics {
@@ -77,6 +100,46 @@ impl ServerMetrics {
             "fieldlink_zone_events",
             "Units entering (kind=enter) or leaving (kind=exit) a geofence or grid",
             m.zone_events.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_connections",
+            "WebSocket connections open now",
+            m.ws_connections.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_sessions",
+            "WebSocket sessions authenticated",
+            m.ws_sessions.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_refused",
+            "WebSocket upgrades refused, by reason: origin, capacity, auth, role",
+            m.ws_refused.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_closed",
+            "WebSocket sessions closed by the server, by reason (too_slow, idle, too_big, ...)",
+            m.ws_closed.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_events_sent",
+            "Journal events written to WebSocket clients",
+            m.ws_events_sent.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_position_batches",
+            "Position batches written to WebSocket clients",
+            m.ws_position_batches.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_malformed",
+            "Malformed WebSocket messages received",
+            m.ws_malformed.clone(),
+        );
+        registry.register(
+            "fieldlink_ws_orders_delivered",
+            "Orders and order updates queued to a handset's WebSocket (MQTT carries them too)",
+            m.ws_orders_delivered.clone(),
         );
         m
     }

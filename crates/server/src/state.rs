@@ -5,7 +5,7 @@
 //! every critical section is a few hash-map and index operations with no `.await` inside, so an
 //! async lock would only add cost.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use fieldlink_clock::SharedClock;
 use fieldlink_ingest::Downlink;
@@ -43,6 +43,8 @@ pub struct Inner {
     pub downlink: Downlink,
     /// Incidents, work orders and alarms (the dispatch core and its input queue).
     pub dispatch: DispatchService,
+    /// The WebSocket hub: the command room's live picture, orders to handsets.
+    pub push: Arc<fieldlink_push::Hub>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -69,6 +71,16 @@ impl AppState {
     /// The parts.
     pub fn inner(&self) -> &Inner {
         &self.0
+    }
+
+    /// A handle that does not keep the state alive (for the parts the state itself owns).
+    pub fn downgrade(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The state behind a [`downgrade`](Self::downgrade)d handle, while it lives.
+    pub fn upgrade(weak: &Weak<Inner>) -> Option<AppState> {
+        weak.upgrade().map(AppState)
     }
 
     /// Locks the zone book (briefly; after the tracker when both are needed).

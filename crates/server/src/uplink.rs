@@ -174,6 +174,7 @@ fn apply_fix(state: &AppState, pending: &PendingWrites, unit: &str, fix: Fix, no
     }
     crate::zones::record_events(state, &outcome.zone_events);
     if outcome.latest_updated {
+        crate::push::position(state, unit, &fix, None);
         state.dispatch.input(Input::Fix {
             unit: DUnit(unit.to_owned()),
             at: LatLon {

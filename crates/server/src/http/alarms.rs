@@ -44,14 +44,23 @@ pub async fn ack(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
+    Ok(Json(acknowledge(&state, caller, id).await?))
+}
+
+/// Acknowledges alarm `id` for `caller`.
+pub(crate) async fn acknowledge(
+    state: &AppState,
+    caller: String,
+    id: String,
+) -> Result<Value, ApiError> {
     let id = AlarmId(id);
     (state.dispatch)
-        .execute(&state, None, |d, now, _| {
+        .execute(state, None, |d, now, _| {
             Ok(((), d.acknowledge_alarm(now, &id, &caller)?))
         })
         .await?;
     let core = state.dispatch.read().await;
-    Ok(Json(json!({ "alarm": core.alarm(&id)? })))
+    Ok(json!({ "alarm": core.alarm(&id)? }))
 }
 
 /// Body of `POST /api/v1/alarms/{id}/resolve` (optional).
@@ -74,14 +83,24 @@ pub async fn resolve(
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let note = body.and_then(|Json(b)| b.note);
+    Ok(Json(resolve_with(&state, caller, id, note).await?))
+}
+
+/// Resolves alarm `id` for `caller`, with an optional note for the log.
+pub(crate) async fn resolve_with(
+    state: &AppState,
+    caller: String,
+    id: String,
+    note: Option<String>,
+) -> Result<Value, ApiError> {
     let id = AlarmId(id);
     let actor = Actor::dispatcher(&caller);
     (state.dispatch)
-        .execute(&state, None, |d, now, _| {
+        .execute(state, None, |d, now, _| {
             Ok(((), d.resolve_alarm(now, &id, actor)?))
         })
         .await?;
     tracing::info!(alarm = %id, by = %caller, note = note.as_deref().unwrap_or(""), "alarm resolved");
     let core = state.dispatch.read().await;
-    Ok(Json(json!({ "alarm": core.alarm(&id)? })))
+    Ok(json!({ "alarm": core.alarm(&id)? }))
 }

@@ -45,7 +45,7 @@ pub struct NewIncidentBody {
 #[serde(deny_unknown_fields)]
 pub struct DispatchBody {
     #[serde(default)]
-    units: Option<Vec<String>>,
+    pub(crate) units: Option<Vec<String>>,
 }
 
 /// `GET /api/v1/alarms` query.
@@ -72,14 +72,14 @@ const MAX_REINFORCE: usize = 20;
 #[serde(deny_unknown_fields)]
 pub struct ReinforceBody {
     #[serde(default)]
-    count: Option<usize>,
+    pub(crate) count: Option<usize>,
 }
 
 /// `POST /api/v1/orders/{id}/cancel` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
-    reason: String,
+    pub(crate) reason: String,
 }
 
 fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -110,6 +110,21 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let b: NewIncidentBody = parse(&bytes)?;
+    let (created, view) = create_incident(&state, caller, b).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+/// Creates an incident for `caller`: `(false, the first one)` for a repeated `request_id`.
+pub(crate) async fn create_incident(
+    state: &AppState,
+    caller: String,
+    b: NewIncidentBody,
+) -> Result<(bool, Value), ApiError> {
     if !(-90.0..=90.0).contains(&b.lat) || !(-180.0..=180.0).contains(&b.lon) {
         return Err(ApiError::bad_request(
             "bad_position",
@@ -134,13 +149,13 @@ pub async fn create(
         kind: b.kind,
         priority: b.priority,
         location: Some(location),
-        grid: grid_at(&state, location),
+        grid: grid_at(state, location),
         description: b.description,
         source: IncidentSource::CommandRoom,
     };
     let actor = fieldlink_dispatch::Actor::Dispatcher(caller);
     let (id, replayed): (IncidentId, bool) = (state.dispatch)
-        .execute(&state, b.request_id, |d, now, _| {
+        .execute(state, b.request_id, |d, now, _| {
             let replayed =
                 (spec.request_id.as_ref()).is_some_and(|r| d.state().requests.contains_key(r));
             let (id, out) = d.create_incident(now, spec, actor)?;
@@ -148,12 +163,7 @@ pub async fn create(
         })
         .await?;
     let core = state.dispatch.read().await;
-    let status = if replayed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(incident_view(&core, &id)?)))
+    Ok((!replayed, incident_view(&core, &id)?))
 }
 
 /// `GET /api/v1/incidents?status=open|closed&grid=ID`: newest first.
@@ -225,10 +235,20 @@ pub async fn dispatch(
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let b: DispatchBody = body(&bytes)?;
+    Ok(Json(dispatch_incident(&state, caller, id, b).await?))
+}
+
+/// Dispatches incident `id` for `caller`: one click, or the units named.
+pub(crate) async fn dispatch_incident(
+    state: &AppState,
+    caller: String,
+    id: String,
+    b: DispatchBody,
+) -> Result<Value, ApiError> {
     let id = IncidentId(id);
-    let candidates = candidates_for(&state, &id).await?;
+    let candidates = candidates_for(state, &id).await?;
     let orders: Vec<Order> = (state.dispatch)
-        .execute(&state, None, |d, now, _| {
+        .execute(state, None, |d, now, _| {
             let out = match &b.units {
                 Some(units) => {
                     let units: Vec<UnitId> = units.iter().map(|u| UnitId(u.clone())).collect();
@@ -246,7 +266,7 @@ pub async fn dispatch(
         .await?;
     let core = state.dispatch.read().await;
     let queued = core.queue().iter().any(|q| q.incident == id);
-    Ok(Json(json!({ "orders": orders, "queued": queued })))
+    Ok(json!({ "orders": orders, "queued": queued }))
 }
 
 /// `GET /api/v1/incidents/{id}/recommend`: the fitting responders in dispatch order, with
@@ -257,11 +277,16 @@ pub async fn recommend(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Role::Viewer)?;
+    Ok(Json(recommend_for(&state, id).await?))
+}
+
+/// The ranked recommendation for incident `id`.
+pub(crate) async fn recommend_for(state: &AppState, id: String) -> Result<Value, ApiError> {
     let id = IncidentId(id);
-    let candidates = candidates_for(&state, &id).await?;
+    let candidates = candidates_for(state, &id).await?;
     let core = state.dispatch.read().await;
     let ranked = core.recommend(&id, &candidates)?;
-    Ok(Json(json!({ "recommendations": ranked })))
+    Ok(json!({ "recommendations": ranked }))
 }
 
 /// `POST /api/v1/incidents/{id}/reinforce`: `{"count": n}` (default 1) reinforcing orders to
@@ -275,6 +300,16 @@ pub async fn reinforce(
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let b: ReinforceBody = body(&bytes)?;
+    Ok(Json(reinforce_incident(&state, caller, id, b).await?))
+}
+
+/// Requests reinforcement of incident `id` for `caller`.
+pub(crate) async fn reinforce_incident(
+    state: &AppState,
+    caller: String,
+    id: String,
+    b: ReinforceBody,
+) -> Result<Value, ApiError> {
     let count = b.count.unwrap_or(1);
     if !(1..=MAX_REINFORCE).contains(&count) {
         return Err(ApiError::bad_request(
@@ -283,9 +318,9 @@ pub async fn reinforce(
         ));
     }
     let id = IncidentId(id);
-    let candidates = candidates_for(&state, &id).await?;
+    let candidates = candidates_for(state, &id).await?;
     let orders: Vec<Order> = (state.dispatch)
-        .execute(&state, None, |d, now, _| {
+        .execute(state, None, |d, now, _| {
             let actor = fieldlink_dispatch::Actor::Dispatcher(caller);
             let out = d.reinforce(now, &id, actor, count, &candidates)?;
             Ok((created_orders(d, &out), out))
@@ -294,11 +329,11 @@ pub async fn reinforce(
     let core = state.dispatch.read().await;
     let incident = core.incident(&id)?;
     let queued = core.queue().iter().any(|q| q.incident == id);
-    Ok(Json(json!({
+    Ok(json!({
         "reinforcement": incident.reinforcements.last(),
         "orders": orders,
         "queued": queued,
-    })))
+    }))
 }
 
 /// `POST /api/v1/orders/{id}/cancel`: `{"reason": "..."}`; the order is withdrawn and its
@@ -311,6 +346,16 @@ pub async fn cancel(
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let b: CancelBody = parse(&bytes)?;
+    Ok(Json(cancel_order(&state, caller, id, b).await?))
+}
+
+/// Cancels order `id` for `caller`.
+pub(crate) async fn cancel_order(
+    state: &AppState,
+    caller: String,
+    id: String,
+    b: CancelBody,
+) -> Result<Value, ApiError> {
     let reason = b.reason.trim().to_owned();
     if reason.is_empty() || reason.len() > 500 {
         return Err(ApiError::bad_request(
@@ -320,15 +365,13 @@ pub async fn cancel(
     }
     let id = OrderId(id);
     (state.dispatch)
-        .execute(&state, None, |d, now, src| {
+        .execute(state, None, |d, now, src| {
             Ok(((), d.cancel_order(now, &id, &caller, &reason, src)?))
         })
         .await?;
     let core = state.dispatch.read().await;
     let o = core.order(&id)?;
-    Ok(Json(
-        json!({ "order": o, "status": core.responder_status(&o.unit) }),
-    ))
+    Ok(json!({ "order": o, "status": core.responder_status(&o.unit) }))
 }
 
 /// `POST /api/v1/incidents/{id}/close`: when every order has ended.
@@ -338,14 +381,23 @@ pub async fn close(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
+    Ok(Json(close_incident(&state, caller, id).await?))
+}
+
+/// Closes incident `id` for `caller`.
+pub(crate) async fn close_incident(
+    state: &AppState,
+    caller: String,
+    id: String,
+) -> Result<Value, ApiError> {
     let id = IncidentId(id);
     (state.dispatch)
-        .execute(&state, None, |d, now, _| {
+        .execute(state, None, |d, now, _| {
             Ok(((), d.close_incident(now, &id, &caller)?))
         })
         .await?;
     let core = state.dispatch.read().await;
-    Ok(Json(incident_view(&core, &id)?))
+    incident_view(&core, &id)
 }
 
 /// `GET /api/v1/orders/{id}`.

@@ -34,6 +34,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: every metric in the Prometheus / OpenMetrics text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    crate::push::refresh_metrics(&state);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(error = %e, "could not encode metrics");

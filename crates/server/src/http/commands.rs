@@ -1,0 +1,108 @@
+//! The command room's commands by name, for the WebSocket (`command {id, op, args}`): the same
+//! functions the HTTP endpoints call, so both paths validate, act and answer alike.
+//!
+//! | op | args | HTTP twin |
+//! | --- | --- | --- |
+//! | `create_incident` | the body of `POST /api/v1/incidents` | same |
+//! | `dispatch` | `incident`, `units?` | `POST /api/v1/incidents/{id}/dispatch` |
+//! | `recommend` | `incident` | `GET /api/v1/incidents/{id}/recommend` |
+//! | `reinforce` | `incident`, `count?` | `POST /api/v1/incidents/{id}/reinforce` |
+//! | `cancel` | `order`, `reason` | `POST /api/v1/orders/{id}/cancel` |
+//! | `close` | `incident` | `POST /api/v1/incidents/{id}/close` |
+//! | `ack_alarm`, `resolve_alarm` | `alarm`, `note?` | `POST /api/v1/alarms/{id}/ack`, `.../resolve` |
+//! | `request_video` | `unit` | not yet: answers `not_available` (video is not wired yet) |
+//!
+//! The command's `id` only pairs the answer with the request; idempotent creation uses
+//! `request_id` inside the arguments, as over HTTP.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::alarms;
+use super::dispatch::{self, CancelBody, DispatchBody, NewIncidentBody, ReinforceBody};
+use super::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnIncident {
+    incident: String,
+    #[serde(default)]
+    units: Option<Vec<String>>,
+    #[serde(default)]
+    count: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnOrder {
+    order: String,
+    reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnAlarm {
+    alarm: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+fn args<T: DeserializeOwned>(op: &str, v: Value) -> Result<T, ApiError> {
+    let v = if v.is_null() { json!({}) } else { v };
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request("bad_args", format!("{op}: {e}")))
+}
+
+/// Runs `op` for the dispatcher named `caller` (the hub checked the role).
+pub async fn run(state: &AppState, caller: &str, op: &str, v: Value) -> Result<Value, ApiError> {
+    let caller = caller.to_owned();
+    match op {
+        "create_incident" => {
+            let body: NewIncidentBody = args(op, v)?;
+            Ok(dispatch::create_incident(state, caller, body).await?.1)
+        }
+        "dispatch" => {
+            let a: OnIncident = args(op, v)?;
+            let body = DispatchBody { units: a.units };
+            dispatch::dispatch_incident(state, caller, a.incident, body).await
+        }
+        "recommend" => {
+            let a: OnIncident = args(op, v)?;
+            dispatch::recommend_for(state, a.incident).await
+        }
+        "reinforce" => {
+            let a: OnIncident = args(op, v)?;
+            let body = ReinforceBody { count: a.count };
+            dispatch::reinforce_incident(state, caller, a.incident, body).await
+        }
+        "cancel" => {
+            let a: OnOrder = args(op, v)?;
+            let body = CancelBody { reason: a.reason };
+            dispatch::cancel_order(state, caller, a.order, body).await
+        }
+        "close" => {
+            let a: OnIncident = args(op, v)?;
+            dispatch::close_incident(state, caller, a.incident).await
+        }
+        "ack_alarm" => {
+            let a: OnAlarm = args(op, v)?;
+            alarms::acknowledge(state, caller, a.alarm).await
+        }
+        "resolve_alarm" => {
+            let a: OnAlarm = args(op, v)?;
+            alarms::resolve_with(state, caller, a.alarm, a.note).await
+        }
+        "request_video" => Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "not_available",
+            "video requests are not wired to the handsets yet",
+        )),
+        other => Err(ApiError::bad_request(
+            "unknown_op",
+            format!(
+                "no command {other:?}; the commands are create_incident, dispatch, recommend, reinforce, cancel, close, ack_alarm, resolve_alarm"
+            ),
+        )),
+    }
+}
