@@ -99,6 +99,8 @@ pub struct Options {
     pub geofence_files: Vec<std::path::PathBuf>,
     /// The WebSocket hub's config (`[push]`); the defaults otherwise.
     pub push: Option<fieldlink_push::PushConfig>,
+    /// Files of fixed cameras to load at start (`video.camera_files`).
+    pub camera_files: Vec<std::path::PathBuf>,
 }
 
 impl TestServer {
@@ -140,6 +142,7 @@ impl TestServer {
         };
         config.zones.grid_files = opts.grid_files.clone();
         config.zones.geofence_files = opts.geofence_files.clone();
+        config.video.camera_files = opts.camera_files.clone();
         if let Some(push) = &opts.push {
             config.push = push.clone();
         }

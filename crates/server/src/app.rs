@@ -196,6 +196,20 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
 
     let (dispatch_service, dispatch_inputs) =
         DispatchService::restore(&store, config.dispatch.clone()).await?;
+    let (intercom_service, intercom_inputs) = crate::intercom::IntercomService::start(
+        &store,
+        config.intercom.clone(),
+        &config.talkgroups,
+        now,
+    )
+    .await?;
+    let (video_service, video_inputs) = crate::video::VideoService::start(
+        &store,
+        config.video.core(),
+        &config.video.camera_files,
+        now,
+    )
+    .await?;
     let push_backend = Arc::new(crate::push::PushBackend::default());
     let hub = fieldlink_push::Hub::new(config.push.clone(), push_backend.clone(), clock.clone());
     let state = AppState::new(Inner {
@@ -209,6 +223,9 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         downlink,
         dispatch: dispatch_service,
         push: hub,
+        intercom: intercom_service,
+        journal_order: tokio::sync::Mutex::new(()),
+        video: video_service,
     });
     push_backend.attach(&state);
     let (stored, from_files) = zones::load(&state, &config.zones).await?;
@@ -250,6 +267,16 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     tasks.spawn(dispatch::run(
         state.clone(),
         dispatch_inputs,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::intercom::run(
+        state.clone(),
+        intercom_inputs,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::video::run(
+        state.clone(),
+        video_inputs,
         shutdown.clone(),
     ));
     tasks.spawn(retention::run(state.clone(), shutdown.clone()));

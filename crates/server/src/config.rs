@@ -38,6 +38,12 @@ pub struct Config {
     pub dispatch: fieldlink_dispatch::DispatchConfig,
     /// The WebSocket hub (`/ws`, `/ws/handset`): limits, timings, allowed browser origins.
     pub push: fieldlink_push::PushConfig,
+    /// Floor control: maximum talk time, SOS priority, dispatcher precedence, busy policy.
+    pub intercom: fieldlink_intercom::IntercomConfig,
+    /// Talkgroups defined in the config file (read-only through the API).
+    pub talkgroups: Vec<fieldlink_intercom::Talkgroup>,
+    /// Live video: stale and silent streams, request time-out, the fixed cameras' files.
+    pub video: VideoSection,
     /// Logging.
     pub log: LogConfig,
     /// Graceful shutdown.
@@ -57,6 +63,9 @@ impl Default for Config {
             zones: ZonesConfig::default(),
             dispatch: fieldlink_dispatch::DispatchConfig::default(),
             push: fieldlink_push::PushConfig::default(),
+            intercom: fieldlink_intercom::IntercomConfig::default(),
+            talkgroups: Vec::new(),
+            video: VideoSection::default(),
             log: LogConfig::default(),
             shutdown: ShutdownConfig::default(),
             units: Vec::new(),
@@ -185,6 +194,43 @@ pub struct ZonesConfig {
     pub geofence_files: Vec<PathBuf>,
     /// FeatureCollections whose features are grids (unless a feature says `"kind": "geofence"`).
     pub grid_files: Vec<PathBuf>,
+}
+
+/// `[video]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoSection {
+    /// A stream without start or keepalive for this long is stale, seconds.
+    pub stale_after_s: u64,
+    /// A stream silent for this long is dropped, seconds.
+    pub expire_after_s: u64,
+    /// A start or stop request not answered within this has timed out, seconds.
+    pub request_timeout_s: u64,
+    /// Fixed cameras (checkpoints): GeoJSON FeatureCollections of Points, or CSV (`.csv`).
+    pub camera_files: Vec<PathBuf>,
+}
+
+impl Default for VideoSection {
+    fn default() -> Self {
+        let core = fieldlink_video::VideoConfig::default();
+        VideoSection {
+            stale_after_s: core.stale_after_s,
+            expire_after_s: core.expire_after_s,
+            request_timeout_s: core.request_timeout_s,
+            camera_files: Vec::new(),
+        }
+    }
+}
+
+impl VideoSection {
+    /// The video core's part.
+    pub fn core(&self) -> fieldlink_video::VideoConfig {
+        fieldlink_video::VideoConfig {
+            stale_after_s: self.stale_after_s,
+            expire_after_s: self.expire_after_s,
+            request_timeout_s: self.request_timeout_s,
+        }
+    }
 }
 
 /// How log lines look.
@@ -356,6 +402,33 @@ impl Config {
         }
         if let Err(dispatch) = self.dispatch.validate() {
             problems.extend(dispatch.into_iter().map(|p| format!("dispatch.{p}")));
+        }
+        problems.extend(self.intercom.validate());
+        problems.extend(
+            self.video
+                .core()
+                .validate()
+                .into_iter()
+                .map(|p| format!("video: {p}")),
+        );
+        for (i, file) in self.video.camera_files.iter().enumerate() {
+            if !file.is_file() {
+                problems.push(format!(
+                    "video.camera_files[{i}]: {} is not a readable file (paths are relative to the working directory)",
+                    file.display()
+                ));
+            }
+        }
+        let mut groups = std::collections::HashSet::new();
+        for (i, g) in self.talkgroups.iter().enumerate() {
+            if g.id.as_str().trim().is_empty() {
+                problems.push(format!("talkgroups[{i}]: a talkgroup needs an id"));
+            } else if !groups.insert(g.id.as_str()) {
+                problems.push(format!(
+                    "talkgroups[{i}]: talkgroup {:?} is listed twice",
+                    g.id.as_str()
+                ));
+            }
         }
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir must not be empty".into());

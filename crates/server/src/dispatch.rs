@@ -182,15 +182,17 @@ impl DispatchService {
         change.request = request.map(|r| (r, result));
         let outbox = wire::outbox(&core, now, &outcome);
         change.outbox = outbox.clone();
+        let journal_order = state.journal_order.lock().await;
         let failure = match state.store.commit(&change).await {
             Ok(Committed::Written(seqs)) => {
-                // Under the lock, so the hub sees the events in sequence order.
+                // Under the journal-order lock, so the hub sees the events in sequence order.
                 crate::push::journal_committed(state, &core, &seqs, &change.events);
                 None
             }
             Ok(Committed::Replayed(first)) => Some(Ok(first)),
             Err(e) => Some(Err(e)),
         };
+        drop(journal_order);
         if let Some(failure) = failure {
             // Nothing was written: the core goes back to what the store holds.
             core.rollback(checkpoint);

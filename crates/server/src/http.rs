@@ -12,8 +12,10 @@ mod error;
 mod location;
 mod ops;
 mod reports;
+mod talkgroups;
 mod track;
 mod units;
+mod video;
 mod ws;
 mod zones;
 
@@ -82,6 +84,26 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alarms", get(alarms::list))
         .route("/api/v1/alarms/{id}/ack", post(alarms::ack))
         .route("/api/v1/alarms/{id}/resolve", post(alarms::resolve))
+        .route("/api/v1/talkgroups", get(talkgroups::list))
+        .route(
+            "/api/v1/talkgroups/{id}",
+            get(talkgroups::get_one)
+                .put(talkgroups::put)
+                .delete(talkgroups::delete),
+        )
+        .route("/api/v1/talkgroups/{id}/log", get(talkgroups::log))
+        .route(
+            "/api/v1/talkgroups/{id}/floor",
+            post(talkgroups::take_floor),
+        )
+        .route(
+            "/api/v1/talkgroups/{id}/floor/release",
+            post(talkgroups::release_floor),
+        )
+        .route("/api/v1/streams", get(video::streams))
+        .route("/api/v1/streams/{id}/stop", post(video::stop))
+        .route("/api/v1/cameras", get(video::cameras).post(video::import))
+        .route("/api/v1/units/{id}/video/start", post(video::start))
         .route("/api/v1/ws-ticket", post(ws::ticket))
         .route("/ws", axum::routing::any(ws::command_room))
         .route("/ws/handset", axum::routing::any(ws::handset))

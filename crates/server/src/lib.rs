@@ -23,6 +23,7 @@ pub mod config;
 pub mod credentials;
 pub mod dispatch;
 pub mod http;
+pub mod intercom;
 pub mod metrics;
 pub mod persist;
 pub mod provision;
@@ -31,6 +32,7 @@ pub mod retention;
 pub mod state;
 pub mod telemetry;
 pub mod uplink;
+pub mod video;
 pub mod zones;
 
 pub use app::{Server, start};

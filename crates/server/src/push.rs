@@ -5,9 +5,11 @@
 //! Commands over the socket run the same functions as the HTTP API (`http/dispatch.rs`,
 //! `http/alarms.rs`), so both answer alike; refusals carry the same codes.
 //!
-//! Ordering: dispatch calls [`journal_committed`] under its core lock, right after the commit
-//! that numbered the events, so the hub sees events in sequence order. A snapshot is taken under
-//! the same lock, so its `seq` is exactly the last event it includes.
+//! Ordering: dispatch and the intercom commit independently; each holds
+//! `AppState::journal_order` from its commit until the hub has the numbered events
+//! ([`journal_committed`], `intercom::ptt_event`), so the hub sees events in sequence order. A
+//! snapshot holds both cores and that lock while it reads the last sequence number, so its `seq`
+//! is exactly the last event it includes.
 
 use std::sync::{OnceLock, Weak};
 
@@ -54,6 +56,8 @@ pub fn channel_of(kind: &str) -> Channel {
         Some("incident") => Channel::Incidents,
         Some("order") => Channel::Orders,
         Some("alarm") => Channel::Alarms,
+        Some("ptt") => Channel::Ptt,
+        Some("video") => Channel::Video,
         _ => Channel::Presence,
     }
 }
@@ -104,6 +108,47 @@ fn stored_event(core: &Dispatcher, r: EventRow) -> JournalEvent {
         data: r.data,
     };
     event(core, r.seq, r.at.as_millis(), &new)
+}
+
+/// A committed event of a service other than dispatch (intercom, video) for the hub's
+/// `channel`, with the unit it names (`unit`, or a `party` of type unit).
+pub fn channel_event(channel: Channel, seq: i64, e: &NewEvent) -> JournalEvent {
+    let unit = (e.data.pointer("/party/type").and_then(Value::as_str) == Some("unit"))
+        .then(|| e.data.pointer("/party/id").and_then(Value::as_str))
+        .flatten()
+        .or_else(|| e.data.get("unit").and_then(Value::as_str))
+        .or_else(|| e.data.pointer("/stream/unit").and_then(Value::as_str))
+        .or_else(|| e.data.pointer("/request/unit").and_then(Value::as_str))
+        .map(str::to_owned);
+    JournalEvent {
+        seq,
+        at_ms: e.at.as_millis(),
+        channel,
+        kind: e.kind.clone(),
+        subject: e.subject.clone(),
+        actor: e.actor.clone(),
+        unit,
+        lat_lon: None,
+        grid: None,
+        data: e.data.clone(),
+    }
+}
+
+/// Commits `change` and hands its numbered events to the hub on `channel`, holding
+/// `AppState::journal_order` throughout (see the module doc). For services other than dispatch.
+pub async fn commit_to_channel(
+    state: &AppState,
+    change: &fieldlink_store::ChangeSet,
+    channel: Channel,
+) -> Result<fieldlink_store::Committed, fieldlink_store::StoreError> {
+    let _journal_order = state.journal_order.lock().await;
+    let committed = state.store.commit(change).await?;
+    if let fieldlink_store::Committed::Written(seqs) = &committed {
+        for (seq, e) in seqs.iter().zip(&change.events) {
+            state.push.journal(channel_event(channel, *seq, e));
+        }
+    }
+    Ok(committed)
 }
 
 /// Hands a commit's events, numbered by the store, to the hub. Call under the core lock.
@@ -223,9 +268,13 @@ impl Backend for PushBackend {
     ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
         Box::pin(async move {
             let state = self.state()?;
-            // Under the core lock no commit happens, so `seq` is exactly what the items include.
+            // With both cores and the journal-order lock held no commit is in flight, so `seq`
+            // is exactly what the items include (lock order as in `AppState::journal_order`).
             let core = state.dispatch.read().await;
+            let intercom = state.intercom.read().await;
+            let journal_order = state.journal_order.lock().await;
             let seq = state.store.last_seq().await.map_err(unavailable)?;
+            drop(journal_order);
             let mut items = serde_json::Map::new();
             let wants = |c: Channel| channels.contains(&c);
             if wants(Channel::Positions) || wants(Channel::Presence) {
@@ -261,6 +310,20 @@ impl Backend for PushBackend {
                     .map(|a| json!(a))
                     .collect();
                 items.insert("alarms".to_owned(), list.into());
+            }
+            if wants(Channel::Ptt) {
+                let list: Vec<Value> = (intercom.state().groups.keys())
+                    .map(|g| {
+                        json!({
+                            "id": g,
+                            "holder": intercom.holder(g).map(ToString::to_string),
+                            "queue": (intercom.queue(g).iter())
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                items.insert("talkgroups".to_owned(), list.into());
             }
             Ok(Snapshot {
                 seq,
@@ -340,7 +403,10 @@ fn units(state: &AppState, core: &Dispatcher, filter: &Filter) -> Vec<Value> {
     for record in state.credentials.units() {
         let s = tracker.get(&record.id);
         let at = s.map(|s| (s.fix.lat, s.fix.lon));
-        if !filter.matches(Some(&record.id), at, None) {
+        // With a bbox, units without a position are left out (as `GET /api/v1/units` does):
+        // a district's room does not want every unit never heard from.
+        if (filter.bbox.is_some() && at.is_none()) || !filter.matches(Some(&record.id), at, None)
+        {
             continue;
         }
         let status: ResponderStatus = core.responder_status(&UnitId(record.id.clone()));

@@ -45,6 +45,14 @@ pub struct Inner {
     pub dispatch: DispatchService,
     /// The WebSocket hub: the command room's live picture, orders to handsets.
     pub push: Arc<fieldlink_push::Hub>,
+    /// Talkgroups and floor control (the intercom core and its input queue).
+    pub intercom: crate::intercom::IntercomService,
+    /// Held from a commit that writes journal events until the hub has them: dispatch and the
+    /// intercom commit independently, and the hub must see the events in sequence order. Lock
+    /// order: a core (dispatch, then intercom), then this; never the reverse.
+    pub journal_order: tokio::sync::Mutex<()>,
+    /// Live streams, fixed cameras and video requests (the registry and its input queue).
+    pub video: crate::video::VideoService,
 }
 
 impl std::fmt::Debug for AppState {

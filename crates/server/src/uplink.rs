@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use fieldlink_dispatch::{IncidentSource, LatLon, NewIncident, OrderId, UnitId as DUnit};
 
 use crate::dispatch::{self, Input};
+use crate::intercom::PttInput;
 use crate::metrics::OutcomeLabel;
 use crate::persist::PendingWrites;
 use crate::state::AppState;
@@ -88,6 +89,7 @@ pub fn apply(state: &AppState, pending: &PendingWrites, item: Received) {
                     "SOS cancelled from the handset: dispatch cannot withdraw an SOS; the command room closes its incident"
                 );
             } else {
+                state.intercom.input(PttInput::Sos(unit.to_owned()));
                 let position = (sos.position.as_ref()).and_then(|f| valid(f.lat, f.lon));
                 state.dispatch.input_must_arrive(Input::Sos {
                     unit: DUnit(unit.to_owned()),
@@ -95,6 +97,19 @@ pub fn apply(state: &AppState, pending: &PendingWrites, item: Received) {
                     position,
                 });
             }
+        }
+        Uplink::Ptt(mut m) => {
+            seen(state, unit, now);
+            // The topic names the sender (the decoder checked the payload agrees).
+            m.unit = unit.to_owned();
+            state.intercom.input(PttInput::Message(m));
+        }
+        Uplink::Video(m) => {
+            seen(state, unit, now);
+            (state.video).input(crate::video::VideoInput::Message(
+                unit.to_owned(),
+                Box::new(m),
+            ));
         }
         _ => seen(state, unit, now),
     }

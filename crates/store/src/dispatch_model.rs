@@ -39,6 +39,16 @@ pub struct ChangeSet {
     pub timers_cleared: Vec<String>,
     /// Responder records to write (`(unit, record)`), replacing each unit's row.
     pub responders: Vec<(String, Value)>,
+    /// Talkgroups to write (`(id, definition)`), replacing each one's row.
+    pub talkgroups_saved: Vec<(String, Value)>,
+    /// Ids of talkgroups to delete.
+    pub talkgroups_removed: Vec<String>,
+    /// Finished talk bursts to append to the log.
+    pub bursts: Vec<BurstRow>,
+    /// Fixed cameras to write (`(id, record)`), replacing each one's row.
+    pub cameras_saved: Vec<(String, Value)>,
+    /// Ids of fixed cameras to delete.
+    pub cameras_removed: Vec<String>,
     /// The core's state after this command but its responders, replacing the single
     /// `dispatch_snapshot` row (with the journal's last sequence number); read back by
     /// [`crate::Store::load_dispatch_snapshot`].
@@ -58,6 +68,11 @@ impl ChangeSet {
             && self.timers_set.is_empty()
             && self.timers_cleared.is_empty()
             && self.responders.is_empty()
+            && self.talkgroups_saved.is_empty()
+            && self.talkgroups_removed.is_empty()
+            && self.bursts.is_empty()
+            && self.cameras_saved.is_empty()
+            && self.cameras_removed.is_empty()
             && self.snapshot.is_none()
     }
 }
@@ -168,6 +183,25 @@ pub struct AlarmRow {
     pub data: Value,
     /// As [`IncidentRow::new`].
     pub new: bool,
+}
+
+/// One finished talk burst (a row of the talk-burst log).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BurstRow {
+    /// The talkgroup.
+    pub talkgroup: String,
+    /// Who talked: `unit:ID` or `console:ID`.
+    pub party: String,
+    /// When the floor was granted (or the reported start).
+    pub start: Timestamp,
+    /// When it ended.
+    pub end: Timestamp,
+    /// `end - start`, milliseconds.
+    pub duration_ms: i64,
+    /// How it ended (`released`, `revoked`, `pre_empted`, `offline`, `reported`, ...).
+    pub outcome: String,
+    /// The intercom core's full record.
+    pub data: Value,
 }
 
 /// A new outbound message to a unit (a downlink), re-sent until marked done.

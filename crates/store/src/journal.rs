@@ -249,6 +249,62 @@ impl Store {
                     .await
                     .map_err(StoreError::insert("responder", unit))?;
                 }
+                for (id, data) in &change.talkgroups_saved {
+                    sqlx::query(
+                        "INSERT INTO talkgroups (id, data, updated_at_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
+                         updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(id)
+                    .bind(json_text(data))
+                    .bind(change.at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::insert("talkgroup", id))?;
+                }
+                for id in &change.talkgroups_removed {
+                    sqlx::query("DELETE FROM talkgroups WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db())?;
+                }
+                for (id, data) in &change.cameras_saved {
+                    sqlx::query(
+                        "INSERT INTO cameras (id, data, updated_at_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
+                         updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(id)
+                    .bind(json_text(data))
+                    .bind(change.at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::insert("camera", id))?;
+                }
+                for id in &change.cameras_removed {
+                    sqlx::query("DELETE FROM cameras WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db())?;
+                }
+                for b in &change.bursts {
+                    sqlx::query(
+                        "INSERT INTO talk_bursts (talkgroup, party, start_ms, end_ms, \
+                         duration_ms, outcome, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&b.talkgroup)
+                    .bind(&b.party)
+                    .bind(b.start.as_millis())
+                    .bind(b.end.as_millis())
+                    .bind(b.duration_ms)
+                    .bind(&b.outcome)
+                    .bind(json_text(&b.data))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::insert("talk burst", &b.talkgroup))?;
+                }
                 if let Some(snapshot) = &change.snapshot {
                     sqlx::query(
                         "INSERT INTO dispatch_snapshot (id, data, last_seq, updated_at_ms) \

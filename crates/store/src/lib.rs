@@ -182,9 +182,10 @@ impl fmt::Debug for Store {
 mod dispatch_model;
 mod dispatch_reads;
 mod dispatch_rows;
+mod intercom;
 mod journal;
 mod outbox;
 pub use dispatch_model::{
-    AlarmRow, ChangeSet, Committed, DispatchSnapshot, DispatchState, EventRow, IncidentRow,
-    NewEvent, OrderRow, OutboxEntry, OutboxRow, TimerRow,
+    AlarmRow, BurstRow, ChangeSet, Committed, DispatchSnapshot, DispatchState, EventRow,
+    IncidentRow, NewEvent, OrderRow, OutboxEntry, OutboxRow, TimerRow,
 };

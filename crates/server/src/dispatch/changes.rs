@@ -73,13 +73,10 @@ pub(super) fn change_set(
         .collect();
     ChangeSet {
         at: now,
-        request: None,
         events: outcome.events.iter().map(event).collect(),
         incidents,
         orders,
         alarms,
-        outbox: Vec::new(),
-        outbox_done: Vec::new(),
         timers_set: outcome.timers_set.iter().map(timer).collect(),
         timers_cleared: outcome.timers_cleared.clone(),
         responders: (responders.iter())
@@ -87,6 +84,7 @@ pub(super) fn change_set(
             .map(|r| (r.unit.to_string(), json(r)))
             .collect(),
         snapshot: Some(json(core.state())),
+        ..ChangeSet::default()
     }
 }
 

@@ -91,6 +91,11 @@ pub enum Input {
 pub fn presence_changed(state: &AppState, event: &PresenceEvent) {
     let online = |p: Presence| p != Presence::Offline;
     if online(event.from) != online(event.to) {
+        if !online(event.to) {
+            // An offline talker loses the floor and leaves every queue.
+            (state.intercom).input(crate::intercom::PttInput::Offline(event.unit.to_string()));
+            (state.video).input(crate::video::VideoInput::Offline(event.unit.to_string()));
+        }
         state.dispatch.input(Input::Presence {
             unit: UnitId(event.unit.to_string()),
             online: online(event.to),

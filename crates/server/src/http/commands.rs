@@ -10,7 +10,7 @@
 //! | `cancel` | `order`, `reason` | `POST /api/v1/orders/{id}/cancel` |
 //! | `close` | `incident` | `POST /api/v1/incidents/{id}/close` |
 //! | `ack_alarm`, `resolve_alarm` | `alarm`, `note?` | `POST /api/v1/alarms/{id}/ack`, `.../resolve` |
-//! | `request_video` | `unit` | not yet: answers `not_available` (video is not wired yet) |
+//! | `request_video` | `unit`, `reason?`, `request_id?` | `POST /api/v1/units/{id}/video/start` |
 //!
 //! The command's `id` only pairs the answer with the request; idempotent creation uses
 //! `request_id` inside the arguments, as over HTTP.
@@ -39,6 +39,16 @@ struct OnIncident {
 struct OnOrder {
     order: String,
     reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnUnit {
+    unit: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    request_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,15 +103,15 @@ pub async fn run(state: &AppState, caller: &str, op: &str, v: Value) -> Result<V
             let a: OnAlarm = args(op, v)?;
             alarms::resolve_with(state, caller, a.alarm, a.note).await
         }
-        "request_video" => Err(ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            "not_available",
-            "video requests are not wired to the handsets yet",
-        )),
+        "request_video" => {
+            let a: OnUnit = args(op, v)?;
+            let body = super::video::StartBody::for_command(a.reason, a.request_id);
+            super::video::start_video(state, &caller, a.unit, body).await
+        }
         other => Err(ApiError::bad_request(
             "unknown_op",
             format!(
-                "no command {other:?}; the commands are create_incident, dispatch, recommend, reinforce, cancel, close, ack_alarm, resolve_alarm"
+                "no command {other:?}; the commands are create_incident, dispatch, recommend, reinforce, cancel, close, ack_alarm, resolve_alarm, request_video"
             ),
         )),
     }

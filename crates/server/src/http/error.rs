@@ -109,3 +109,25 @@ impl From<CommandError> for ApiError {
         }
     }
 }
+
+impl From<fieldlink_intercom::IntercomError> for ApiError {
+    fn from(e: fieldlink_intercom::IntercomError) -> Self {
+        use fieldlink_intercom::IntercomError as E;
+        let status = match e {
+            E::UnknownGroup(_) => StatusCode::NOT_FOUND,
+            E::NotMember { .. } => StatusCode::FORBIDDEN,
+            E::WrongMode { .. } | E::GroupInUse(_) => StatusCode::CONFLICT,
+            E::InvalidBurst { .. } | E::InvalidGroup(_) => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<crate::intercom::IntercomCommandError> for ApiError {
+    fn from(e: crate::intercom::IntercomCommandError) -> Self {
+        match e {
+            crate::intercom::IntercomCommandError::Refused(e) => e.into(),
+            crate::intercom::IntercomCommandError::Store(e) => ApiError::store(e),
+        }
+    }
+}
