@@ -8,7 +8,15 @@
 //! `FIELDLINK_BENCH_UNITS` (default 10000), `FIELDLINK_BENCH_ALL_CLIENTS` (clients subscribed to
 //! all positions, default 100), `FIELDLINK_BENCH_BBOX_CLIENTS` (clients subscribed to the bbox,
 //! default 1000), `FIELDLINK_BENCH_SECONDS` (measurement window, default 30),
-//! `FIELDLINK_BENCH_BBOX_KM` (side of the square bbox, default 2).
+//! `FIELDLINK_BENCH_BBOX_KM` (side of the square bbox, default 2), `FIELDLINK_BENCH_FLOOR_ROUNDS`
+//! (issue 5's figure, below; default 200, 0 skips it).
+//!
+//! **Floor control under the same load** (issue 5): after the window, with the fleet and the
+//! clients still running, two extra handsets (real rumqttc clients in the server process) share
+//! an arbitrated talkgroup; `FIELDLINK_BENCH_FLOOR_ROUNDS` times, one publishes a floor request
+//! (QoS 1) and waits for its `FloorAnswer` on its downlink, then releases. It prints p50 / p99 /
+//! max of request publish → grant received. A floor request takes the same uplink path as the
+//! fleet's fixes, so a server that lags on fixes lags here too.
 //!
 //! Three processes (one process would need ~22k sockets, over the 20k descriptors a process may
 //! hold here), all this binary, the role chosen by `FIELDLINK_PUSH_BENCH_ROLE`:
@@ -52,7 +60,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use fieldlink_clock::{SharedClock, SystemClock};
-use fieldlink_proto::{Topics, UnitId};
+use fieldlink_proto::{Topics, UnitId, UplinkKind};
 use fieldlink_server::Config;
 use fieldlink_server::metrics::OutcomeLabel;
 use fieldlink_server::provision::add_token;
@@ -440,6 +448,8 @@ async fn run(
     url: &str,
     (broker, topic_root, owntracks): (String, String, String),
 ) -> Result<()> {
+    let broker_addr = broker.clone();
+    let topics = Topics::new(&topic_root, &owntracks)?;
     println!("\n## setup");
     let t = Instant::now();
     let creds = register_units(state, url, k.units).await?;
@@ -565,6 +575,12 @@ async fn run(
     let report = clients.line("{", Duration::from_secs(60)).await?;
     let report: Value = serde_json::from_str(&report).context("the clients' report")?;
     let push = state.push.stats();
+    let rounds = env_usize("FIELDLINK_BENCH_FLOOR_ROUNDS", 200);
+    let floor = if rounds > 0 {
+        Some(floor_rounds(state, &broker_addr, &topics, rounds).await)
+    } else {
+        None
+    };
     fleet.kill().await;
     clients.kill().await;
 
@@ -585,7 +601,117 @@ async fn run(
         },
         &push,
     );
+    match floor {
+        Some(Ok(ms)) => print_floor(&ms),
+        Some(Err(e)) => println!("\n## floor control: FAILED: {e:#}"),
+        None => {}
+    }
     Ok(())
+}
+
+/// Floor request → grant at the requesting handset's MQTT client, `rounds` times, in ms.
+async fn floor_rounds(
+    state: &AppState,
+    broker: &str,
+    topics: &Topics,
+    rounds: usize,
+) -> Result<Vec<f64>> {
+    use fieldlink_intercom::{Actor, Mode, Talkgroup, TalkgroupId};
+    use fieldlink_proto::v1;
+    use fieldlink_server::provision::{UnitSpec, add_unit};
+    use fieldlink_sim::{Handset, HandsetConfig, QoS};
+    let mut handsets = Vec::new();
+    for name in ["floor-a", "floor-b"] {
+        let spec = UnitSpec {
+            id: UnitId::new(name)?,
+            name: String::new(),
+            unit_type: UnitType::OnFoot,
+            skills: Vec::new(),
+        };
+        let issued = add_unit(&state.store, spec, state.clock.now()).await?;
+        handsets.push((UnitId::new(name)?, issued.secret));
+    }
+    state.credentials.reload().await?;
+    let group = Talkgroup {
+        id: TalkgroupId::from("bench"),
+        name: "bench".to_owned(),
+        mode: Mode::Arbitrated,
+        busy: None,
+        max_talk_s: None,
+        units: handsets.iter().map(|(u, _)| u.as_str().into()).collect(),
+        consoles: Default::default(),
+    };
+    (state.intercom)
+        .execute(state, |c, now| {
+            Ok(((), c.save_group(now, group, Actor::system("bench"))?))
+        })
+        .await
+        .map_err(|e| anyhow!("talkgroup: {e:?}"))?;
+    let (unit, secret) = handsets.swap_remove(0);
+    let mut h = Handset::connect(HandsetConfig::new(
+        broker,
+        unit.clone(),
+        secret,
+        topics.clone(),
+    ))
+    .await
+    .map_err(|e| anyhow!("the floor handset cannot connect: {e}"))?;
+    let mut ms = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let message = |id: String, action| v1::PttMessage {
+            id,
+            time_ms: wall_ms(),
+            unit: unit.to_string(),
+            talkgroup: "bench".to_owned(),
+            action: Some(action),
+        };
+        let id = format!("req-{i}");
+        let request = v1::ptt_message::Action::Request(v1::FloorRequest { priority: 0 });
+        let t = Instant::now();
+        h.publish_uplink(
+            UplinkKind::Ptt,
+            &message(id.clone(), request),
+            QoS::AtLeastOnce,
+        )
+        .await
+        .map_err(|e| anyhow!("floor request: {e}"))?;
+        loop {
+            let d = (h.next_downlink(Duration::from_secs(120)).await)
+                .ok_or_else(|| anyhow!("no floor answer to {id} within 120 s"))?;
+            if let Some(v1::downlink::Body::Floor(f)) = &d.body {
+                if f.request_id == id {
+                    if !matches!(f.answer, Some(v1::floor_answer::Answer::Granted(_))) {
+                        bail!("{id} was not granted: {:?}", f.answer);
+                    }
+                    break;
+                }
+            }
+        }
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let release = v1::ptt_message::Action::Release(v1::FloorRelease {});
+        h.publish_uplink(
+            UplinkKind::Ptt,
+            &message(format!("rel-{i}"), release),
+            QoS::AtLeastOnce,
+        )
+        .await
+        .map_err(|e| anyhow!("floor release: {e}"))?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(ms)
+}
+
+fn print_floor(ms: &[f64]) {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "\n## floor control under the same load\n\n{} rounds, floor request publish → grant received at the handset's MQTT client: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        sorted.len(),
+        at(0.5),
+        at(0.99),
+        sorted.last().copied().unwrap_or(0.0)
+    );
 }
 
 struct Mem {
