@@ -405,8 +405,7 @@ fn units(state: &AppState, core: &Dispatcher, filter: &Filter) -> Vec<Value> {
         let at = s.map(|s| (s.fix.lat, s.fix.lon));
         // With a bbox, units without a position are left out (as `GET /api/v1/units` does):
         // a district's room does not want every unit never heard from.
-        if (filter.bbox.is_some() && at.is_none()) || !filter.matches(Some(&record.id), at, None)
-        {
+        if (filter.bbox.is_some() && at.is_none()) || !filter.matches(Some(&record.id), at, None) {
             continue;
         }
         let status: ResponderStatus = core.responder_status(&UnitId(record.id.clone()));
