@@ -16,7 +16,6 @@ use fieldlink_dispatch::{
 };
 use fieldlink_store::Role;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::auth::Authenticated;
@@ -82,17 +81,6 @@ pub struct CancelBody {
     pub(crate) reason: String,
 }
 
-fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    parse(bytes)
-}
-
-fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("bad_body", e.to_string()))
-}
-
 /// An incident with its orders.
 fn incident_view(core: &Dispatcher, id: &IncidentId) -> Result<Value, ApiError> {
     let i = core.incident(id)?;
@@ -109,7 +97,7 @@ pub async fn create(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: NewIncidentBody = parse(&bytes)?;
+    let b: NewIncidentBody = super::params::body(&bytes)?;
     let (created, view) = create_incident(&state, caller, b).await?;
     let status = if created {
         StatusCode::CREATED
@@ -234,7 +222,7 @@ pub async fn dispatch(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: DispatchBody = body(&bytes)?;
+    let b: DispatchBody = super::params::optional_body(&bytes)?;
     Ok(Json(dispatch_incident(&state, caller, id, b).await?))
 }
 
@@ -299,7 +287,7 @@ pub async fn reinforce(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: ReinforceBody = body(&bytes)?;
+    let b: ReinforceBody = super::params::optional_body(&bytes)?;
     Ok(Json(reinforce_incident(&state, caller, id, b).await?))
 }
 
@@ -345,7 +333,7 @@ pub async fn cancel(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: CancelBody = parse(&bytes)?;
+    let b: CancelBody = super::params::body(&bytes)?;
     Ok(Json(cancel_order(&state, caller, id, b).await?))
 }
 

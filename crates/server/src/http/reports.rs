@@ -8,7 +8,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use fieldlink_clock::Timestamp;
 use fieldlink_dispatch::{GroupBy, supervision_report};
 use fieldlink_store::Role;
 use serde::Deserialize;
@@ -33,18 +32,6 @@ pub struct SlaQuery {
     format: Option<String>,
 }
 
-fn time(raw: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
-    match raw.filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => Timestamp::parse_rfc3339(s).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                "bad_time",
-                format!("{name} {s:?} is not an RFC 3339 time such as 2026-05-01T08:00:00Z"),
-            )
-        }),
-    }
-}
-
 /// `GET /api/v1/reports/sla?from&to&group_by=unit|grid|kind&format=json|csv` (viewer).
 pub async fn sla(
     State(state): State<AppState>,
@@ -52,8 +39,9 @@ pub async fn sla(
     Query(q): Query<SlaQuery>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Viewer)?;
-    let to = time(q.to.as_deref(), "to")?.unwrap_or_else(|| state.clock.now());
-    let from = time(q.from.as_deref(), "from")?.unwrap_or_else(|| to.minus(DEFAULT_PERIOD));
+    let to = super::params::time(q.to.as_deref(), "to")?.unwrap_or_else(|| state.clock.now());
+    let from =
+        super::params::time(q.from.as_deref(), "from")?.unwrap_or_else(|| to.minus(DEFAULT_PERIOD));
     if from > to {
         return Err(ApiError::bad_request(
             "bad_period",

@@ -9,7 +9,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use fieldlink_clock::Timestamp;
 use fieldlink_intercom::{Actor, Effect, FloorPriority, Intercom, Party, Talkgroup, TalkgroupId};
 use fieldlink_store::Role;
 use serde::Deserialize;
@@ -146,18 +145,6 @@ pub struct LogQuery {
     limit: Option<u32>,
 }
 
-fn time(raw: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
-    match raw.filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => Timestamp::parse_rfc3339(s).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                "bad_time",
-                format!("{name} {s:?} is not an RFC 3339 time such as 2026-05-01T08:00:00Z"),
-            )
-        }),
-    }
-}
-
 /// `GET /api/v1/talkgroups/{id}/log?from&to&limit` (viewer): the talk bursts that started in
 /// `[from, to)` (RFC 3339; default the last 24 h), oldest first.
 pub async fn log(
@@ -170,8 +157,9 @@ pub async fn log(
     let g = TalkgroupId::from(id.as_str());
     state.intercom.read().await.group(&g)?;
     let now = state.clock.now();
-    let to = time(q.to.as_deref(), "to")?.unwrap_or(now.plus(std::time::Duration::from_millis(1)));
-    let from = time(q.from.as_deref(), "from")?
+    let to = super::params::time(q.to.as_deref(), "to")?
+        .unwrap_or(now.plus(std::time::Duration::from_millis(1)));
+    let from = super::params::time(q.from.as_deref(), "from")?
         .unwrap_or(to.minus(std::time::Duration::from_secs(24 * 3600)));
     let limit = q.limit.unwrap_or(1000).clamp(1, MAX_LOG);
     let rows = (state.store)
@@ -212,12 +200,7 @@ pub async fn take_floor(
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let body: FloorBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        FloorBody::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?
-    };
+    let body: FloorBody = super::params::optional_body(&bytes)?;
     let g = TalkgroupId::from(id.as_str());
     let party = Party::console(&caller);
     let answer = (state.intercom)

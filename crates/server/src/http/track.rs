@@ -11,7 +11,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use fieldlink_clock::Timestamp;
 use fieldlink_location::{CoordSystem, FilterReason, Track, TrackPoint};
 use fieldlink_store::{Role, TrackRow};
 use serde::Deserialize;
@@ -47,18 +46,6 @@ enum Format {
     Json,
     GeoJson,
     Gpx,
-}
-
-fn parse_time(raw: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) => Timestamp::parse_rfc3339(s).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                "bad_time",
-                format!("{name} {s:?} is not a date and time like 2026-05-01T08:00:00Z"),
-            )
-        }),
-    }
 }
 
 fn parse_format(raw: Option<&str>) -> Result<Format, ApiError> {
@@ -149,8 +136,9 @@ pub async fn track(
     let format = parse_format(q.format.as_deref())?;
     let tolerance = parse_tolerance(q.simplify_m.as_deref())?;
     let include_flagged = parse_flag(q.include_flagged.as_deref(), "include_flagged")?;
-    let to = parse_time(q.to.as_deref(), "to")?.unwrap_or_else(|| state.clock.now());
-    let from = parse_time(q.from.as_deref(), "from")?.unwrap_or_else(|| to.minus(DEFAULT_RANGE));
+    let to = super::params::time(q.to.as_deref(), "to")?.unwrap_or_else(|| state.clock.now());
+    let from =
+        super::params::time(q.from.as_deref(), "from")?.unwrap_or_else(|| to.minus(DEFAULT_RANGE));
     if from > to {
         return Err(ApiError::bad_request(
             "bad_time_range",

@@ -251,12 +251,7 @@ pub async fn start(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: StartBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        StartBody::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?
-    };
+    let b: StartBody = super::params::optional_body(&bytes)?;
     let v = start_video(&state, &caller, unit, b).await?;
     Ok((StatusCode::ACCEPTED, Json(v)))
 }
@@ -277,12 +272,7 @@ pub async fn stop(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: StopBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        StopBody::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?
-    };
+    let b: StopBody = super::params::optional_body(&bytes)?;
     let id = fieldlink_store::generate_id("vr");
     let request = RequestId::from(id.as_str());
     let s = StreamId::from(stream.as_str());
