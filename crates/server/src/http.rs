@@ -11,6 +11,7 @@ mod dispatch;
 mod error;
 mod location;
 mod ops;
+mod params;
 mod reports;
 mod talkgroups;
 mod track;

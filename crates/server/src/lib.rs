@@ -29,6 +29,7 @@ pub mod persist;
 pub mod provision;
 pub mod push;
 pub mod retention;
+pub mod service_loop;
 pub mod state;
 pub mod telemetry;
 pub mod uplink;

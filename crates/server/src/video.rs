@@ -225,23 +225,15 @@ async fn send_request(state: &AppState, now: Timestamp, effect: &Effect) {
 }
 
 /// Applies inputs and fires deadlines until `shutdown`.
-pub async fn run(
-    state: AppState,
-    mut inputs: mpsc::Receiver<VideoInput>,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            input = inputs.recv() => match input {
-                Some(input) => apply(&state, input).await,
-                None => break,
-            },
-            _ = ticker.tick() => tick(&state).await,
-        }
-    }
+pub async fn run(state: AppState, inputs: mpsc::Receiver<VideoInput>, shutdown: CancellationToken) {
+    crate::service_loop::inputs_and_ticks(
+        inputs,
+        TICK,
+        shutdown,
+        |input| apply(&state, input),
+        || tick(&state),
+    )
+    .await;
 }
 
 async fn tick(state: &AppState) {

@@ -104,21 +104,17 @@ pub fn presence_changed(state: &AppState, event: &PresenceEvent) {
 }
 
 /// Applies inputs and ticks the timers until `shutdown`.
-pub async fn run(state: AppState, mut inputs: mpsc::Receiver<Input>, shutdown: CancellationToken) {
+pub async fn run(state: AppState, inputs: mpsc::Receiver<Input>, shutdown: CancellationToken) {
     super::redeliver(&state).await;
     reconcile_presence(&state).await;
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            input = inputs.recv() => match input {
-                Some(input) => apply(&state, input).await,
-                None => break,
-            },
-            _ = ticker.tick() => tick(&state).await,
-        }
-    }
+    crate::service_loop::inputs_and_ticks(
+        inputs,
+        TICK,
+        shutdown,
+        |input| apply(&state, input),
+        || tick(&state),
+    )
+    .await;
 }
 
 /// After a restart the core's presence flags are those of its last snapshot, while the tracker
