@@ -281,7 +281,7 @@ impl EmbeddedBroker {
             tick_topic: link::tick_topic(topics),
             tx,
             metrics: metrics.clone(),
-            shutdown,
+            shutdown: shutdown.clone(),
             link_up: Arc::clone(&link_up),
             listening: Arc::clone(&listening),
         };
@@ -296,7 +296,7 @@ impl EmbeddedBroker {
         let source = Source {
             uplink,
             downlink: Downlink::embedded(topics.clone(), link_tx, link_up),
-            worker: SourceWorker::thread(handle),
+            worker: SourceWorker::thread(handle, shutdown),
         };
         tracing::info!(%listen, "embedded MQTT broker listening");
         Ok((EmbeddedBroker { listen, listening }, source))

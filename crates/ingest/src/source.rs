@@ -127,7 +127,7 @@ impl fmt::Debug for Downlink {
     }
 }
 
-/// How long [`SourceWorker::join`] waits for the embedded link thread.
+/// How long [`SourceWorker::join`] waits for the embedded link thread once shutdown began.
 const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The thread or task that feeds a [`Source`]'s uplink queue.
@@ -138,14 +138,18 @@ pub struct SourceWorker {
 
 #[derive(Debug)]
 enum Worker {
-    Thread(std::thread::JoinHandle<()>),
+    /// The embedded link's thread, and the token that tells it to stop.
+    Thread(std::thread::JoinHandle<()>, tokio_util::sync::CancellationToken),
     Task(tokio::task::JoinHandle<()>),
 }
 
 impl SourceWorker {
-    pub(crate) fn thread(handle: std::thread::JoinHandle<()>) -> Self {
+    pub(crate) fn thread(
+        handle: std::thread::JoinHandle<()>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
         SourceWorker {
-            inner: Worker::Thread(handle),
+            inner: Worker::Thread(handle, shutdown),
         }
     }
 
@@ -160,11 +164,15 @@ impl SourceWorker {
     /// is dropped.
     pub async fn join(self) {
         match self.inner {
-            Worker::Thread(handle) => {
+            Worker::Thread(handle, shutdown) => {
                 // Poll instead of joining on a blocking thread: if the link thread is stuck
                 // inside rumqttd (seen once in a test, in a publish to the router), a blocking
-                // join would also hold up the runtime's shutdown. A thread left behind ends with
-                // the process.
+                // join would also hold up the runtime's shutdown. The patience runs from the
+                // shutdown, not from the start (this is awaited for the server's whole life). A
+                // thread left behind ends with the process.
+                while !handle.is_finished() && !shutdown.is_cancelled() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 let deadline = std::time::Instant::now() + JOIN_PATIENCE;
                 while !handle.is_finished() && std::time::Instant::now() < deadline {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
