@@ -139,7 +139,10 @@ pub struct SourceWorker {
 #[derive(Debug)]
 enum Worker {
     /// The embedded link's thread, and the token that tells it to stop.
-    Thread(std::thread::JoinHandle<()>, tokio_util::sync::CancellationToken),
+    Thread(
+        std::thread::JoinHandle<()>,
+        tokio_util::sync::CancellationToken,
+    ),
     Task(tokio::task::JoinHandle<()>),
 }
 
