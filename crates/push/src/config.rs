@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
-    /// How often the coalesced positions are sent to each session, in ms (default 250).
+    /// How often the hub's ticker sends the coalesced positions to the sessions, in ms (default
+    /// 250).
     pub position_tick_ms: u64,
     /// Journal events, results and orders queued per client before it is declared too slow and
     /// closed with 4008 (default 1024). The client resumes by sequence, so nothing is lost.
@@ -93,6 +94,11 @@ impl PushConfig {
     }
     pub(crate) fn auth_timeout(&self) -> Duration {
         Duration::from_millis(self.auth_timeout_ms.max(10))
+    }
+    /// Largest serialised `snapshot` message before it is split into parts: a quarter of
+    /// `max_write_buffer_bytes`, at most 256 KiB.
+    pub(crate) fn snapshot_part_bytes(&self) -> usize {
+        (self.max_write_buffer_bytes / 4).clamp(1024, 256 * 1024)
     }
     pub(crate) fn close_grace(&self) -> Duration {
         Duration::from_millis(self.close_grace_ms)

@@ -1,13 +1,16 @@
 //! The hub: the registry of sessions and the fan-out of journal events, positions and orders.
 //!
 //! Fan-out never awaits a socket: each session has a bounded queue (events, results, orders) and
-//! a coalescing map (positions) that its own writer task drains. A session whose queue is full
+//! a slot for the shared positions batch that its own writer task drains. Positions cost O(1)
+//! per fix: [`Hub::position`] writes into one hub-level map (latest per unit) and a ticker task
+//! turns it, once per tick, into one batch serialised once per coordinate system in use, which
+//! every positions-subscribed session shares. A session whose queue is full
 //! is closed with 4008 and resumes by sequence, so a stalled client costs the others nothing and
 //! no journal event is ever silently dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use fieldlink_clock::Clock;
@@ -16,6 +19,8 @@ use serde_json::Value;
 use crate::backend::{Backend, JournalEvent};
 use crate::close::CloseReason;
 use crate::config::PushConfig;
+use crate::filter::Coords;
+use crate::positions::PositionBatch;
 use crate::principal::Tickets;
 use crate::protocol::{PositionUpdate, ServerMessage};
 use crate::session::{Offer, SessionShared};
@@ -31,6 +36,10 @@ pub struct Hub {
     sessions: RwLock<HashMap<u64, Arc<SessionShared>>>,
     /// Handset sessions by unit: one per unit, the newest wins.
     handsets: RwLock<HashMap<String, Arc<SessionShared>>>,
+    /// Positions since the last tick, latest per unit (WGS-84).
+    positions: Mutex<HashMap<String, PositionUpdate>>,
+    /// Whether the positions ticker task was spawned.
+    ticker_started: AtomicBool,
     next_id: AtomicU64,
     connections: AtomicUsize,
     shutting_down: AtomicBool,
@@ -51,6 +60,27 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The positions ticker: one [`Hub::position_tick`] per `period`, until the hub is dropped or
+/// shut down.
+async fn position_ticker(hub: Weak<Hub>, period: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        if hub.is_shutting_down() {
+            return;
+        }
+        hub.position_tick();
+    }
+}
+
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
@@ -59,18 +89,79 @@ impl Hub {
     /// A hub over `backend`, with its time from `clock` (tickets).
     pub fn new(config: PushConfig, backend: Arc<dyn Backend>, clock: Arc<dyn Clock>) -> Arc<Hub> {
         let tickets = Tickets::new(Duration::from_millis(config.ticket_ttl_ms));
-        Arc::new(Hub {
+        let hub = Arc::new(Hub {
             config,
             backend,
             clock,
             tickets,
             sessions: RwLock::new(HashMap::new()),
             handsets: RwLock::new(HashMap::new()),
+            positions: Mutex::new(HashMap::new()),
+            ticker_started: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             counters: Counters::default(),
-        })
+        });
+        hub.ensure_ticker();
+        hub
+    }
+
+    /// Spawns the positions ticker unless it runs already (or, outside a tokio runtime, leaves
+    /// it to the first session). It holds only a `Weak<Hub>`: it stops when the hub is dropped
+    /// or shut down.
+    pub(crate) fn ensure_ticker(self: &Arc<Self>) {
+        if self.ticker_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(position_ticker(
+                    Arc::downgrade(self),
+                    self.config.position_tick(),
+                ));
+            }
+            Err(_) => self.ticker_started.store(false, Ordering::SeqCst),
+        }
+    }
+
+    /// One tick: the coalesced positions become one shared batch, serialised once per
+    /// coordinate system in use, offered to every session that wants positions.
+    fn position_tick(&self) {
+        let updates = {
+            let mut map = lock(&self.positions);
+            if map.is_empty() {
+                return;
+            }
+            let capacity = map.len();
+            std::mem::replace(&mut *map, HashMap::with_capacity(capacity))
+        };
+        let mut coords_in_use: Vec<Coords> = Vec::with_capacity(2);
+        let sessions: Vec<Arc<SessionShared>> = read(&self.sessions)
+            .values()
+            .filter(|s| match s.wants_positions() {
+                Some(coords) => {
+                    if !coords_in_use.contains(&coords) {
+                        coords_in_use.push(coords);
+                    }
+                    true
+                }
+                None => false,
+            })
+            .cloned()
+            .collect();
+        if sessions.is_empty() {
+            return;
+        }
+        let at_ms = self.clock.now().as_millis();
+        let batch = Arc::new(PositionBatch::new(
+            at_ms,
+            updates.into_values(),
+            &coords_in_use,
+        ));
+        for session in &sessions {
+            session.offer_positions(&batch);
+        }
     }
 
     /// The configuration in force.
@@ -99,11 +190,15 @@ impl Hub {
         }
     }
 
-    /// A unit's latest position: coalesced per session and unit (latest wins) and sent in one
-    /// `positions` batch per tick. Never waits.
+    /// A unit's latest position: coalesced per unit (latest wins) in one hub-level map and sent,
+    /// once per tick, in one shared `positions` batch to every session whose filter wants it.
+    /// O(1) whatever the number of sessions; never waits.
     pub fn position(&self, update: PositionUpdate) {
-        for session in read(&self.sessions).values() {
-            session.offer_position(&update);
+        let mut map = lock(&self.positions);
+        if let Some(slot) = map.get_mut(&update.unit) {
+            *slot = update;
+        } else {
+            map.insert(update.unit.clone(), update);
         }
     }
 

@@ -8,17 +8,20 @@
 //!
 //! Modules: `config` (limits), `principal` (roles, tickets), `filter` (channels, bbox),
 //! `backend` (the trait the server implements), `protocol` (JSON messages), `wire` (protobuf and
-//! negotiation), `hub` (fan-out), `session` (reader and writer of one socket), `upgrade` (HTTP),
-//! `close` (close codes), `stats` (counters).
+//! negotiation), `hub` (fan-out and the positions ticker), `positions` (shared position batches),
+//! `snapshot` (splitting large snapshots), `session` (reader and writer of one socket), `upgrade`
+//! (HTTP), `close` (close codes), `stats` (counters).
 
 mod backend;
 mod close;
 mod config;
 mod filter;
 mod hub;
+mod positions;
 mod principal;
 mod protocol;
 mod session;
+mod snapshot;
 mod stats;
 mod upgrade;
 pub mod wire;

@@ -148,14 +148,23 @@ pub enum ServerMessage {
         /// The limits in force.
         limits: Limits,
     },
-    /// The state of `channels` as of journal `seq`.
+    /// The state of `channels` as of journal `seq`, possibly in several parts: a snapshot larger
+    /// than the hub's limit comes as consecutive `snapshot` messages with the same `seq` and
+    /// `channels`, each top-level array of `items` split between them (concatenate in `part`
+    /// order until `last`).
     Snapshot {
         /// The channels it covers.
         channels: Vec<Channel>,
         /// The journal seq it is consistent with.
         seq: i64,
-        /// The backend's items.
+        /// The backend's items (this part's share of them).
         items: Value,
+        /// 1-based number of this part.
+        #[serde(default = "first_part")]
+        part: u32,
+        /// True on the snapshot's last part.
+        #[serde(default = "last_part")]
+        last: bool,
     },
     /// One journal event.
     Event(EventMessage),
@@ -195,6 +204,14 @@ pub enum ServerMessage {
         /// The order as the backend shaped it.
         data: Value,
     },
+}
+
+fn first_part() -> u32 {
+    1
+}
+
+fn last_part() -> bool {
+    true
 }
 
 impl ServerMessage {

@@ -1,15 +1,15 @@
-//! One WebSocket session: its shared state (subscription, queue, coalesced positions), its
+//! One WebSocket session: its shared state (subscription, queue, pending positions), its
 //! reader (the task that ran the upgrade) and its writer (a task of its own).
 //!
 //! The writer is the only one that touches the socket's sending half, so a stalled client blocks
 //! nothing but its own writer. Everything else reaches it through the bounded queue, the
-//! coalescing map or the close signal.
+//! pending-positions slot (with its wake-up) or the close signal.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,8 +20,9 @@ use crate::backend::JournalEvent;
 use crate::close::CloseReason;
 use crate::filter::{Channel, Coords, Filter};
 use crate::hub::{Hub, Slot};
+use crate::positions::{Pending, PositionBatch};
 use crate::principal::Principal;
-use crate::protocol::{ClientMessage, EventMessage, Limits, PositionUpdate, ServerMessage};
+use crate::protocol::{ClientMessage, EventMessage, Limits, ServerMessage};
 use crate::stats::{Counters, bump};
 use crate::upgrade::Endpoint;
 use crate::wire::{Protocol, decode_client};
@@ -76,7 +77,11 @@ pub(crate) struct SessionShared {
     endpoint: Endpoint,
     sub: Mutex<Subscription>,
     tx: mpsc::Sender<Outbound>,
-    positions: Mutex<HashMap<String, PositionUpdate>>,
+    /// Positions not written yet: the newest shared batch (plus the per-unit latest of older
+    /// ones when the writer fell behind).
+    positions: Mutex<Pending>,
+    /// Wakes the writer when a batch is offered.
+    positions_ready: Notify,
     close: watch::Sender<Option<CloseReason>>,
     /// Most live events held while a snapshot or replay is read.
     buffer_cap: usize,
@@ -149,21 +154,24 @@ impl SessionShared {
         }
     }
 
-    pub fn offer_position(&self, update: &PositionUpdate) {
+    /// The coordinate system of this session's positions, when it wants them now.
+    pub fn wants_positions(&self) -> Option<Coords> {
+        let sub = lock(&self.sub);
+        (sub.channels.contains(&Channel::Positions) && !matches!(sub.mode, Mode::Idle))
+            .then_some(sub.filter.coords)
+    }
+
+    /// Offers the tick's shared batch: it replaces the pending one (whose units, filtered, are
+    /// kept per unit should the writer not have taken it yet), and the writer is woken.
+    pub fn offer_positions(&self, batch: &Arc<PositionBatch>) {
         {
             let sub = lock(&self.sub);
-            if !sub.channels.contains(&Channel::Positions)
-                || matches!(sub.mode, Mode::Idle)
-                || !sub.filter.matches(
-                    Some(&update.unit),
-                    Some((update.lat, update.lon)),
-                    update.grid.as_deref(),
-                )
-            {
+            if !sub.channels.contains(&Channel::Positions) || matches!(sub.mode, Mode::Idle) {
                 return;
             }
+            lock(&self.positions).offer(Arc::clone(batch), &sub.filter);
         }
-        lock(&self.positions).insert(update.unit.clone(), update.clone());
+        self.positions_ready.notify_one();
     }
 
     pub fn try_queue(&self, msg: ServerMessage) -> Offer {
@@ -179,15 +187,19 @@ impl SessionShared {
         self.tx.send(item).await.is_ok()
     }
 
-    fn take_positions(&self) -> Vec<PositionUpdate> {
-        let coords = lock(&self.sub).filter.coords;
-        let mut units: Vec<PositionUpdate> =
-            lock(&self.positions).drain().map(|(_, p)| p).collect();
-        units.sort_by(|a, b| a.unit.cmp(&b.unit));
-        for p in &mut units {
-            (p.lat, p.lon) = coords.convert(p.lat, p.lon);
-        }
-        units
+    /// The `positions` frame of what is pending, selected by the session's filter. While a
+    /// snapshot or replay is being sent, positions wait (coalesced) so that they follow it; the
+    /// reader wakes the writer again when the session goes live.
+    fn take_positions(&self, protocol: Protocol) -> Option<Message> {
+        let filter = {
+            let sub = lock(&self.sub);
+            if matches!(sub.mode, Mode::Buffering(_)) {
+                return None;
+            }
+            sub.filter.clone()
+        };
+        let pending = lock(&self.positions).take();
+        pending.frame(&filter, protocol)
     }
 }
 
@@ -279,10 +291,12 @@ pub(crate) async fn run<S>(
             mode: Mode::Idle,
         }),
         tx,
-        positions: Mutex::new(HashMap::new()),
+        positions: Mutex::new(Pending::default()),
+        positions_ready: Notify::new(),
         close,
         buffer_cap: config.outbound_queue.max(1) + config.resume_limit as usize,
     });
+    hub.ensure_ticker();
     hub.register(&shared);
     debug!(session = shared.id, name = %shared.principal.name, "push session opened");
     let writer = tokio::spawn(write_loop(hub.clone(), shared.clone(), sink, rx, protocol));

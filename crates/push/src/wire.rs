@@ -131,10 +131,14 @@ pub fn server_to_proto(msg: &ServerMessage) -> pb::ServerMessage {
             channels,
             seq,
             items,
+            part,
+            last,
         } => Msg::Snapshot(pb::Snapshot {
             channels: channels_to_proto(channels),
             seq: *seq,
             items_json: json_text(items),
+            part: *part,
+            last: *last,
         }),
         ServerMessage::Event(e) => Msg::Event(pb::Event {
             seq: e.seq,
@@ -213,6 +217,8 @@ pub fn server_from_proto(msg: pb::ServerMessage) -> Result<ServerMessage, String
             channels: channels_from_proto(&s.channels)?,
             seq: s.seq,
             items: json_value(&s.items_json)?,
+            part: s.part.max(1),
+            last: s.last,
         },
         Msg::Event(e) => ServerMessage::Event(EventMessage {
             seq: e.seq,
@@ -405,6 +411,15 @@ mod tests {
                 channels: vec![Channel::Incidents, Channel::Positions],
                 seq: 42,
                 items: json!({"incidents": [{"id": "i1", "lat": 39.9, "n": 3}], "positions": []}),
+                part: 1,
+                last: true,
+            },
+            ServerMessage::Snapshot {
+                channels: vec![Channel::Positions, Channel::Presence],
+                seq: 42,
+                items: json!({"positions": [{"unit": "u9", "lat": 1.5}]}),
+                part: 3,
+                last: false,
             },
             ServerMessage::Event(EventMessage {
                 seq: 43,

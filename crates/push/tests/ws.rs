@@ -38,6 +38,8 @@ struct TestBackend {
     orders: Mutex<HashMap<String, Vec<Value>>>,
     commands: Mutex<Vec<Command>>,
     inputs: Mutex<Vec<(String, HandsetMessage)>>,
+    /// When set, the items of every snapshot.
+    snapshot_items: Mutex<Option<Value>>,
 }
 
 impl Backend for TestBackend {
@@ -66,9 +68,11 @@ impl Backend for TestBackend {
     ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
         Box::pin(async move {
             let journal = self.journal.lock().expect("lock");
+            let items = self.snapshot_items.lock().expect("lock").clone();
             Ok(Snapshot {
                 seq: journal.last().map_or(0, |e| e.seq),
-                items: json!({"channels": channels, "events": journal.len()}),
+                items: items
+                    .unwrap_or_else(|| json!({"channels": channels, "events": journal.len()})),
             })
         })
     }
@@ -666,6 +670,67 @@ async fn positions_are_coalesced_per_tick() {
 }
 
 #[tokio::test]
+async fn one_units_updates_within_a_tick_reach_three_differently_filtered_sessions() {
+    let config = PushConfig {
+        position_tick_ms: 300,
+        ..test_config()
+    };
+    let h = start(config).await;
+    let filters = [
+        json!({}),
+        json!({"bbox": [116.0, 39.0, 117.0, 40.0], "coords": "gcj02"}),
+        json!({"units": ["u2"]}),
+    ];
+    let mut sessions = Vec::new();
+    for filter in filters {
+        let mut ws = h.admin().await;
+        send(
+            &mut ws,
+            json!({"type": "subscribe", "channels": ["positions"], "filter": filter}),
+        )
+        .await;
+        assert_eq!(recv(&mut ws).await["type"], "snapshot");
+        sessions.push(ws);
+    }
+    for i in 0..10 {
+        h.hub
+            .position(position("u1", 39.0 + f64::from(i) * 0.001, 116.5));
+    }
+    h.hub.position(position("u2", 30.0, 116.5));
+    let last_lat = 39.0 + 9.0 * 0.001;
+    let (gcj_lat, gcj_lon) = fieldlink_location::wgs84_to_gcj02(last_lat, 116.5);
+
+    let all = recv(&mut sessions[0]).await;
+    assert_eq!(all["type"], "positions");
+    let units = all["units"].as_array().expect("units");
+    assert_eq!(units.len(), 2, "{all}");
+    assert_eq!(units[0]["unit"], "u1");
+    assert_eq!(units[0]["lat"], json!(last_lat));
+    assert_eq!(units[0]["lon"], json!(116.5));
+    assert_eq!(units[1]["unit"], "u2");
+
+    let bbox = recv(&mut sessions[1]).await;
+    let units = bbox["units"].as_array().expect("units");
+    assert_eq!(units.len(), 1, "{bbox}");
+    assert_eq!(units[0]["unit"], "u1");
+    let got_lat = units[0]["lat"].as_f64().expect("lat");
+    let got_lon = units[0]["lon"].as_f64().expect("lon");
+    assert!((got_lat - gcj_lat).abs() < 1e-9 && (got_lon - gcj_lon).abs() < 1e-9);
+
+    let only_u2 = recv(&mut sessions[2]).await;
+    let units = only_u2["units"].as_array().expect("units");
+    assert_eq!(units.len(), 1, "{only_u2}");
+    assert_eq!(units[0]["unit"], "u2");
+    assert_eq!(units[0]["lat"], json!(30.0));
+
+    // One batch each, nothing more.
+    for ws in &mut sessions {
+        assert!(timeout(Duration::from_millis(500), recv(ws)).await.is_err());
+    }
+    assert_eq!(h.hub.stats().batches_sent, 3);
+}
+
+#[tokio::test]
 async fn bbox_filter_applies_to_positions_and_events() {
     let h = start(test_config()).await;
     let mut ws = h.admin().await;
@@ -923,6 +988,48 @@ async fn shutdown_closes_with_1001() {
 }
 
 #[tokio::test]
+async fn the_positions_ticker_stops_on_shutdown_and_when_the_hub_is_dropped() {
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let wait_for = |want: usize| async move {
+        let deadline = Instant::now() + WAIT;
+        while alive() != want {
+            assert!(
+                Instant::now() < deadline,
+                "{} tasks alive, want {want}",
+                alive()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
+    let before = alive();
+    let hub = Hub::new(
+        test_config(),
+        Arc::new(TestBackend::default()),
+        Arc::new(clock.clone()),
+    );
+    // The ticker holds only a Weak<Hub>.
+    assert_eq!(alive(), before + 1);
+    assert_eq!(Arc::weak_count(&hub), 1);
+    drop(hub);
+    wait_for(before).await;
+
+    let hub = Hub::new(
+        test_config(),
+        Arc::new(TestBackend::default()),
+        Arc::new(clock),
+    );
+    assert_eq!(alive(), before + 1);
+    hub.shutdown();
+    wait_for(before).await;
+    assert_eq!(Arc::weak_count(&hub), 0);
+}
+
+#[tokio::test]
 async fn connection_cap_answers_503() {
     let config = PushConfig {
         max_connections: 1,
@@ -1090,4 +1197,88 @@ async fn resume_from_beyond_the_journal_gets_snapshot_needed() {
     assert_eq!(recv(&mut ws).await["seq"], 1);
     h.publish(Channel::Orders, None, None, json!({}));
     assert_eq!(events_until(&mut ws, 2).await, vec![2]);
+}
+
+#[tokio::test]
+async fn a_snapshot_larger_than_the_write_buffer_arrives_complete_in_parts() {
+    let h = start(test_config()).await;
+    h.publish(Channel::Presence, None, None, json!({}));
+    let positions: Vec<Value> = (0..10_000)
+        .map(|i| {
+            json!({"unit": format!("unit-{i:05}"), "lat": 39.0 + f64::from(i) / 1024.0,
+                   "lon": 116.4, "at_ms": 1_000_000 + i, "status": "available",
+                   "note": "p".repeat(150)})
+        })
+        .collect();
+    let presence: Vec<Value> = (0..10_000)
+        .map(|i| json!({"unit": format!("unit-{i:05}"), "state": "online"}))
+        .collect();
+    let items = json!({"positions": positions, "presence": presence, "generated": "now"});
+    let size = items.to_string().len();
+    assert!(size > 2_500_000, "{size}");
+    assert!(size > PushConfig::default().max_write_buffer_bytes);
+    *h.backend.snapshot_items.lock().expect("lock") = Some(items.clone());
+
+    let mut ws = h.admin().await;
+    // Positions keep coming while the snapshot is sent: they must not come between its parts.
+    let feeder = {
+        let hub = h.hub.clone();
+        tokio::spawn(async move {
+            for i in 0..1000 {
+                hub.position(position("moving", 39.0 + f64::from(i) / 1024.0, 116.0));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["positions", "presence"]}),
+    )
+    .await;
+    let mut parts = Vec::new();
+    loop {
+        let msg = recv(&mut ws).await;
+        assert_eq!(msg["type"], "snapshot", "{}", msg["type"]);
+        assert_eq!(msg["seq"], 1);
+        assert_eq!(msg["channels"], json!(["positions", "presence"]));
+        assert_eq!(msg["part"], parts.len() + 1);
+        assert!(msg.to_string().len() <= 256 * 1024);
+        let last = msg["last"].as_bool().expect("last");
+        parts.push(msg);
+        if last {
+            break;
+        }
+    }
+    assert!(parts.len() >= 10, "{} parts", parts.len());
+    // Concatenated by key, the parts are the backend's items.
+    let mut whole = serde_json::Map::new();
+    for part in parts {
+        let Value::Object(items) = part["items"].clone() else {
+            panic!("items not an object");
+        };
+        for (key, value) in items {
+            match (whole.get_mut(&key), value) {
+                (Some(Value::Array(have)), Value::Array(more)) => have.extend(more),
+                (_, value) => {
+                    whole.insert(key, value);
+                }
+            }
+        }
+    }
+    // (Compared as a whole without printing 3 MB should it fail; the lats are exact binary
+    // fractions so that they survive the text round trip bit for bit.)
+    let whole = Value::Object(whole);
+    assert!(whole == items, "reassembled snapshot differs");
+
+    // The session is alive: live events and positions follow.
+    assert_eq!(recv(&mut ws).await["type"], "positions");
+    feeder.abort();
+    let seq = h.publish(
+        Channel::Presence,
+        Some("u1"),
+        None,
+        json!({"state": "online"}),
+    );
+    assert_eq!(events_until(&mut ws, seq).await, vec![seq]);
+    assert_eq!(h.hub.stats().closed.values().sum::<u64>(), 0);
 }

@@ -17,6 +17,7 @@ use crate::close::CloseReason;
 use crate::filter::{Channel, Filter};
 use crate::hub::Hub;
 use crate::protocol::{ClientMessage, ServerMessage};
+use crate::snapshot::snapshot_messages;
 use crate::stats::bump;
 use crate::wire::decode_client;
 
@@ -254,10 +255,13 @@ impl Reader<'_> {
             }
         }
         sub.mode = Mode::Live { last_seq };
+        drop(sub);
+        // Positions offered meanwhile waited for the snapshot or replay: send them now.
+        self.shared.positions_ready.notify_one();
         Flow::Continue
     }
 
-    /// Sends a snapshot of `channels`; returns its seq.
+    /// Sends a snapshot of `channels`, in parts when large; returns its seq.
     async fn send_snapshot(&self, channels: Vec<Channel>, filter: &Filter) -> Result<i64, Flow> {
         let principal = &self.shared.principal;
         match self
@@ -268,15 +272,13 @@ impl Reader<'_> {
         {
             Ok(snapshot) => {
                 let seq = snapshot.seq;
-                let msg = ServerMessage::Snapshot {
-                    channels,
-                    seq,
-                    items: snapshot.items,
-                };
-                match self.send(msg).await {
-                    Flow::Continue => Ok(seq),
-                    Flow::Stop => Err(Flow::Stop),
+                let limit = self.hub.config.snapshot_part_bytes();
+                for msg in snapshot_messages(channels, seq, snapshot.items, limit) {
+                    if let Flow::Stop = self.send(msg).await {
+                        return Err(Flow::Stop);
+                    }
                 }
+                Ok(seq)
             }
             Err(e) => Err(self
                 .send(ServerMessage::error(None, "unavailable", e.to_string()))

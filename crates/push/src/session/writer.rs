@@ -1,5 +1,6 @@
 //! The writer task: the only user of the socket's sending half. It takes the queue, the
-//! position tick and the pings in turn, and ends with the close frame when a close is requested.
+//! positions the hub's ticker offers and the pings in turn, and ends with the close frame when a
+//! close is requested.
 
 use std::sync::Arc;
 
@@ -11,11 +12,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::{Outbound, SessionShared, close_frame, event_message};
 use crate::close::CloseReason;
 use crate::hub::Hub;
-use crate::protocol::ServerMessage;
 use crate::stats::bump;
 use crate::wire::Protocol;
 
-/// The writer task: the queue, the position tick and the pings, until a close is requested.
+/// The writer task: the queue, the offered positions and the pings, until a close is requested.
 pub(super) async fn write_loop<W>(
     hub: Arc<Hub>,
     shared: Arc<SessionShared>,
@@ -27,11 +27,6 @@ pub(super) async fn write_loop<W>(
 {
     let config = &hub.config;
     let mut close_rx = shared.close.subscribe();
-    let mut tick = interval_at(
-        Instant::now() + config.position_tick(),
-        config.position_tick(),
-    );
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ping = interval_at(
         Instant::now() + config.ping_interval(),
         config.ping_interval(),
@@ -51,14 +46,10 @@ pub(super) async fn write_loop<W>(
                 Some(Outbound::Message(msg)) => (protocol.encode(&msg), None, false),
                 None => break,
             },
-            _ = tick.tick() => {
-                let units = shared.take_positions();
-                if units.is_empty() {
-                    continue;
-                }
-                let at_ms = hub.clock.now().as_millis();
-                (protocol.encode(&ServerMessage::Positions { at_ms, units }), None, true)
-            }
+            _ = shared.positions_ready.notified() => match shared.take_positions(protocol) {
+                Some(frame) => (frame, None, true),
+                None => continue,
+            },
             _ = ping.tick() => (Message::Ping(Default::default()), None, false),
         };
         let sent = tokio::select! {

@@ -1,0 +1,339 @@
+//! Shared position batches: the hub coalesces fixes into one map (latest per unit), and once per
+//! `position_tick_ms` its ticker turns that map into one [`PositionBatch`], serialised once per
+//! coordinate system in use, that every positions-subscribed session shares.
+//!
+//! A session keeps at most its newest batch not yet written plus, when it fell behind, the
+//! per-unit latest of the older ones ([`Pending`]); its writer selects what its filter lets
+//! through and concatenates the pre-serialised fragments into the `positions` frame.
+
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::filter::{Coords, Filter};
+use crate::protocol::{PositionUpdate, ServerMessage};
+use crate::wire::Protocol;
+
+/// One unit's latest position within a batch, with its JSON form per coordinate system.
+#[derive(Debug)]
+pub(crate) struct BatchEntry {
+    /// The update as given to the hub (WGS-84).
+    pub update: PositionUpdate,
+    /// The JSON object of the update in `[Wgs84, Gcj02]`, built once when first needed.
+    json: [OnceLock<Box<str>>; 2],
+}
+
+fn coords_index(coords: Coords) -> usize {
+    match coords {
+        Coords::Wgs84 => 0,
+        Coords::Gcj02 => 1,
+    }
+}
+
+impl BatchEntry {
+    pub fn new(update: PositionUpdate) -> BatchEntry {
+        BatchEntry {
+            update,
+            json: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The update in `coords`.
+    pub fn converted(&self, coords: Coords) -> PositionUpdate {
+        let mut p = self.update.clone();
+        (p.lat, p.lon) = coords.convert(p.lat, p.lon);
+        p
+    }
+
+    /// The JSON object of the update in `coords` (serialised once, shared by every session).
+    pub fn json(&self, coords: Coords) -> &str {
+        self.json[coords_index(coords)].get_or_init(|| {
+            let text = match coords {
+                Coords::Wgs84 => serde_json::to_string(&self.update),
+                Coords::Gcj02 => serde_json::to_string(&self.converted(coords)),
+            };
+            // Serialising a PositionUpdate cannot fail (no maps, finite or null numbers).
+            text.unwrap_or_else(|_| "null".to_owned()).into_boxed_str()
+        })
+    }
+
+    fn matches(&self, filter: &Filter) -> bool {
+        let p = &self.update;
+        filter.matches(Some(&p.unit), Some((p.lat, p.lon)), p.grid.as_deref())
+    }
+}
+
+/// The positions of one tick, sorted by unit, shared by every session.
+#[derive(Debug)]
+pub(crate) struct PositionBatch {
+    /// When the batch was made, ms since the epoch.
+    pub at_ms: i64,
+    /// One entry per unit, sorted by unit.
+    pub entries: Vec<Arc<BatchEntry>>,
+    /// The whole batch as one JSON `positions` message per coordinate system, for the sessions
+    /// without a filter: built once per tick.
+    whole: [OnceLock<Utf8Bytes>; 2],
+}
+
+impl PositionBatch {
+    /// A batch of `updates` (one per unit), serialised now in each of `coords_in_use`.
+    pub fn new(
+        at_ms: i64,
+        updates: impl IntoIterator<Item = PositionUpdate>,
+        coords_in_use: &[Coords],
+    ) -> PositionBatch {
+        let mut entries: Vec<Arc<BatchEntry>> = updates
+            .into_iter()
+            .map(|u| Arc::new(BatchEntry::new(u)))
+            .collect();
+        entries.sort_by(|a, b| a.update.unit.cmp(&b.update.unit));
+        for entry in &entries {
+            for &coords in coords_in_use {
+                entry.json(coords);
+            }
+        }
+        PositionBatch {
+            at_ms,
+            entries,
+            whole: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The whole batch as one JSON message in `coords`.
+    fn whole_json(&self, coords: Coords) -> Utf8Bytes {
+        self.whole[coords_index(coords)]
+            .get_or_init(|| json_frame(self.at_ms, self.entries.iter(), coords).into())
+            .clone()
+    }
+}
+
+/// `{"type":"positions","at_ms":..,"units":[..]}` from pre-serialised fragments: the same bytes
+/// as `serde_json::to_string(&ServerMessage::Positions { .. })`.
+fn json_frame<'a>(
+    at_ms: i64,
+    entries: impl Iterator<Item = &'a Arc<BatchEntry>> + Clone,
+    coords: Coords,
+) -> String {
+    let len: usize = entries.clone().map(|e| e.json(coords).len() + 1).sum();
+    let mut out = String::with_capacity(len + 64);
+    out.push_str(r#"{"type":"positions","at_ms":"#);
+    out.push_str(&at_ms.to_string());
+    out.push_str(r#","units":["#);
+    for (i, e) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e.json(coords));
+    }
+    out.push_str("]}");
+    out
+}
+
+/// A batch entry keyed by its unit (no `String` key to allocate when merging batches).
+#[derive(Debug, Clone)]
+struct ByUnit(Arc<BatchEntry>);
+
+impl PartialEq for ByUnit {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.update.unit == other.0.update.unit
+    }
+}
+
+impl Eq for ByUnit {}
+
+impl Hash for ByUnit {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that `Borrow<str>` lookups agree.
+        self.0.update.unit.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for ByUnit {
+    fn borrow(&self) -> &str {
+        &self.0.update.unit
+    }
+}
+
+/// What a session has not written yet: at most the newest batch, plus the per-unit latest of the
+/// older batches it did not take in time (already filtered).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    latest: Option<Arc<PositionBatch>>,
+    older: HashSet<ByUnit>,
+    older_at_ms: i64,
+}
+
+// `ByUnit` hashes by the unit, which never changes; the `OnceLock`s inside only cache its JSON.
+#[allow(clippy::mutable_key_type)]
+impl Pending {
+    /// Offers a new batch; an untaken previous batch is folded into `older` through `filter`.
+    pub fn offer(&mut self, batch: Arc<PositionBatch>, filter: &Filter) {
+        if let Some(prev) = self.latest.replace(batch) {
+            self.older_at_ms = prev.at_ms;
+            for entry in prev.entries.iter().filter(|e| e.matches(filter)) {
+                self.older.replace(ByUnit(Arc::clone(entry)));
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = Pending::default();
+    }
+
+    /// Takes what is pending, leaving nothing.
+    pub fn take(&mut self) -> Pending {
+        std::mem::take(self)
+    }
+
+    /// The `positions` frame of what was pending, for a session with `filter` speaking
+    /// `protocol`; `None` when nothing passes.
+    pub fn frame(self, filter: &Filter, protocol: Protocol) -> Option<Message> {
+        let coords = filter.coords;
+        let unfiltered = filter.bbox.is_none() && filter.grid.is_none() && filter.units.is_none();
+        let at_ms = self.latest.as_ref().map_or(self.older_at_ms, |b| b.at_ms);
+        let selected: Vec<Arc<BatchEntry>> = match self.latest {
+            Some(batch) if self.older.is_empty() => {
+                if unfiltered && protocol == Protocol::Json {
+                    if batch.entries.is_empty() {
+                        return None;
+                    }
+                    return Some(Message::Text(batch.whole_json(coords)));
+                }
+                batch
+                    .entries
+                    .iter()
+                    .filter(|e| unfiltered || e.matches(filter))
+                    .cloned()
+                    .collect()
+            }
+            latest => {
+                let mut merged = self.older;
+                if let Some(batch) = latest {
+                    for entry in batch.entries.iter().filter(|e| e.matches(filter)) {
+                        merged.replace(ByUnit(Arc::clone(entry)));
+                    }
+                }
+                let mut v: Vec<Arc<BatchEntry>> = merged.into_iter().map(|e| e.0).collect();
+                v.sort_by(|a, b| a.update.unit.cmp(&b.update.unit));
+                v
+            }
+        };
+        if selected.is_empty() {
+            return None;
+        }
+        Some(match protocol {
+            Protocol::Json => Message::text(json_frame(at_ms, selected.iter(), coords)),
+            Protocol::Proto => protocol.encode(&ServerMessage::Positions {
+                at_ms,
+                units: selected.iter().map(|e| e.converted(coords)).collect(),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(unit: &str, lat: f64, lon: f64) -> PositionUpdate {
+        PositionUpdate {
+            unit: unit.into(),
+            lat,
+            lon,
+            at_ms: 7,
+            speed: Some(1.5),
+            heading: None,
+            accuracy: Some(3.0),
+            status: Some("available".into()),
+            grid: Some("g1".into()),
+        }
+    }
+
+    fn text(msg: Option<Message>) -> String {
+        match msg {
+            Some(Message::Text(t)) => t.as_str().to_owned(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_are_byte_identical_to_serde() {
+        let updates = vec![update("u2", 39.5, 116.5), update("u1", 10.0, 20.0)];
+        for coords in [Coords::Wgs84, Coords::Gcj02] {
+            let batch = Arc::new(PositionBatch::new(42, updates.clone(), &[Coords::Wgs84]));
+            let mut expected_units: Vec<PositionUpdate> = updates
+                .iter()
+                .map(|u| BatchEntry::new(u.clone()).converted(coords))
+                .collect();
+            expected_units.sort_by(|a, b| a.unit.cmp(&b.unit));
+            let expected = serde_json::to_string(&ServerMessage::Positions {
+                at_ms: 42,
+                units: expected_units,
+            })
+            .expect("json");
+            let filter = Filter {
+                coords,
+                ..Filter::default()
+            };
+            let mut pending = Pending::default();
+            pending.offer(batch.clone(), &filter);
+            assert_eq!(
+                text(pending.take().frame(&filter, Protocol::Json)),
+                expected
+            );
+            // Through the filtered path too.
+            let filtered = Filter {
+                bbox: Some([-180.0, -90.0, 180.0, 90.0]),
+                coords,
+                ..Filter::default()
+            };
+            let mut pending = Pending::default();
+            pending.offer(batch, &filtered);
+            assert_eq!(
+                text(pending.take().frame(&filtered, Protocol::Json)),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn a_slow_session_keeps_the_latest_per_unit_of_every_batch() {
+        let filter = Filter::default();
+        let mut pending = Pending::default();
+        for (i, units) in [vec!["a", "b"], vec!["b", "c"], vec!["c"]]
+            .into_iter()
+            .enumerate()
+        {
+            let lat = i as f64;
+            let batch = PositionBatch::new(
+                i as i64,
+                units.into_iter().map(|u| update(u, lat, 0.0)),
+                &[Coords::Wgs84],
+            );
+            pending.offer(Arc::new(batch), &filter);
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&text(pending.take().frame(&filter, Protocol::Json)))
+                .expect("json");
+        assert_eq!(json["at_ms"], 2);
+        let got: Vec<(String, f64)> = json["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .map(|u| {
+                (
+                    u["unit"].as_str().unwrap_or_default().to_owned(),
+                    u["lat"].as_f64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a".into(), 0.0), ("b".into(), 1.0), ("c".into(), 2.0)]
+        );
+        assert!(pending.take().frame(&filter, Protocol::Json).is_none());
+    }
+}
