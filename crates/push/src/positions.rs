@@ -73,9 +73,9 @@ pub(crate) struct PositionBatch {
     pub at_ms: i64,
     /// One entry per unit, sorted by unit.
     pub entries: Vec<Arc<BatchEntry>>,
-    /// The whole batch as one JSON `positions` message per coordinate system, for the sessions
-    /// without a filter: built once per tick.
-    whole: [OnceLock<Utf8Bytes>; 2],
+    /// The whole batch as JSON `positions` messages (several when large) per coordinate system,
+    /// for the sessions without a filter: built once per tick.
+    whole: [OnceLock<Vec<Utf8Bytes>>; 2],
 }
 
 impl PositionBatch {
@@ -102,12 +102,38 @@ impl PositionBatch {
         }
     }
 
-    /// The whole batch as one JSON message in `coords`.
-    fn whole_json(&self, coords: Coords) -> Utf8Bytes {
+    /// The whole batch as JSON messages in `coords`, each under `max_bytes` (a constant of the
+    /// hub's config, so caching the split is sound).
+    fn whole_json(&self, coords: Coords, max_bytes: usize) -> Vec<Utf8Bytes> {
         self.whole[coords_index(coords)]
-            .get_or_init(|| json_frame(self.at_ms, self.entries.iter(), coords).into())
+            .get_or_init(|| {
+                (runs(&self.entries, coords, max_bytes).into_iter())
+                    .map(|run| json_frame(self.at_ms, run.iter(), coords).into())
+                    .collect()
+            })
             .clone()
     }
+}
+
+/// Splits `entries` into runs whose `positions` message stays under `max_bytes` (a run holds
+/// at least one entry). tungstenite refuses a message larger than its write buffer's bound, and
+/// 10k units make a batch of about 1 MB.
+fn runs(entries: &[Arc<BatchEntry>], coords: Coords, max_bytes: usize) -> Vec<&[Arc<BatchEntry>]> {
+    const ENVELOPE: usize = 64;
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, ENVELOPE);
+    for (i, e) in entries.iter().enumerate() {
+        let n = e.json(coords).len() + 1;
+        if i > start && size + n > max_bytes {
+            out.push(&entries[start..i]);
+            (start, size) = (i, ENVELOPE);
+        }
+        size += n;
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
 }
 
 /// `{"type":"positions","at_ms":..,"units":[..]}` from pre-serialised fragments: the same bytes
@@ -188,19 +214,19 @@ impl Pending {
         std::mem::take(self)
     }
 
-    /// The `positions` frame of what was pending, for a session with `filter` speaking
-    /// `protocol`; `None` when nothing passes.
-    pub fn frame(self, filter: &Filter, protocol: Protocol) -> Option<Message> {
+    /// The `positions` frames of what was pending, for a session with `filter` speaking
+    /// `protocol`, each under `max_bytes` (one frame unless the batch is large); none when
+    /// nothing passes.
+    pub fn frames(self, filter: &Filter, protocol: Protocol, max_bytes: usize) -> Vec<Message> {
         let coords = filter.coords;
         let unfiltered = filter.bbox.is_none() && filter.grid.is_none() && filter.units.is_none();
         let at_ms = self.latest.as_ref().map_or(self.older_at_ms, |b| b.at_ms);
         let selected: Vec<Arc<BatchEntry>> = match self.latest {
             Some(batch) if self.older.is_empty() => {
                 if unfiltered && protocol == Protocol::Json {
-                    if batch.entries.is_empty() {
-                        return None;
-                    }
-                    return Some(Message::Text(batch.whole_json(coords)));
+                    return (batch.whole_json(coords, max_bytes).into_iter())
+                        .map(Message::Text)
+                        .collect();
                 }
                 batch
                     .entries
@@ -221,16 +247,23 @@ impl Pending {
                 v
             }
         };
-        if selected.is_empty() {
-            return None;
-        }
-        Some(match protocol {
-            Protocol::Json => Message::text(json_frame(at_ms, selected.iter(), coords)),
-            Protocol::Proto => protocol.encode(&ServerMessage::Positions {
-                at_ms,
-                units: selected.iter().map(|e| e.converted(coords)).collect(),
-            }),
-        })
+        (runs(&selected, coords, max_bytes).into_iter())
+            .map(|run| match protocol {
+                Protocol::Json => Message::text(json_frame(at_ms, run.iter(), coords)),
+                Protocol::Proto => protocol.encode(&ServerMessage::Positions {
+                    at_ms,
+                    units: run.iter().map(|e| e.converted(coords)).collect(),
+                }),
+            })
+            .collect()
+    }
+
+    /// The single frame of a small batch (tests).
+    #[cfg(test)]
+    fn frame(self, filter: &Filter, protocol: Protocol) -> Option<Message> {
+        let mut frames = self.frames(filter, protocol, usize::MAX);
+        assert!(frames.len() <= 1, "one frame without a size bound");
+        frames.pop()
     }
 }
 
@@ -296,6 +329,40 @@ mod tests {
                 text(pending.take().frame(&filtered, Protocol::Json)),
                 expected
             );
+        }
+    }
+
+    #[test]
+    fn a_large_batch_is_split_under_the_bound_and_loses_nothing() {
+        let updates: Vec<PositionUpdate> = (0..2000)
+            .map(|i| update(&format!("u{i:05}"), 30.0, 120.0))
+            .collect();
+        let batch = Arc::new(PositionBatch::new(9, updates, &[Coords::Wgs84]));
+        for filter in [
+            Filter::default(),
+            Filter {
+                bbox: Some([-180.0, -90.0, 180.0, 90.0]),
+                ..Filter::default()
+            },
+        ] {
+            let mut pending = Pending::default();
+            pending.offer(batch.clone(), &filter);
+            let frames = pending.take().frames(&filter, Protocol::Json, 16 * 1024);
+            assert!(frames.len() > 5, "{} frames", frames.len());
+            let mut units = Vec::new();
+            for f in frames {
+                let Message::Text(t) = f else {
+                    panic!("text frames")
+                };
+                assert!(t.len() <= 16 * 1024, "{} bytes", t.len());
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+                assert_eq!(v["at_ms"], 9);
+                for u in v["units"].as_array().expect("units") {
+                    units.push(u["unit"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            let want: Vec<String> = (0..2000).map(|i| format!("u{i:05}")).collect();
+            assert_eq!(units, want, "every unit once, in order");
         }
     }
 

@@ -190,16 +190,16 @@ impl SessionShared {
     /// The `positions` frame of what is pending, selected by the session's filter. While a
     /// snapshot or replay is being sent, positions wait (coalesced) so that they follow it; the
     /// reader wakes the writer again when the session goes live.
-    fn take_positions(&self, protocol: Protocol) -> Option<Message> {
+    fn take_positions(&self, protocol: Protocol, max_bytes: usize) -> Vec<Message> {
         let filter = {
             let sub = lock(&self.sub);
             if matches!(sub.mode, Mode::Buffering(_)) {
-                return None;
+                return Vec::new();
             }
             sub.filter.clone()
         };
         let pending = lock(&self.positions).take();
-        pending.frame(&filter, protocol)
+        pending.frames(&filter, protocol, max_bytes)
     }
 }
 

@@ -36,33 +36,51 @@ pub(super) async fn write_loop<W>(
     let mut socket_gone = false;
 
     while close_rx.borrow_and_update().is_none() {
-        let (frame, seq, batch) = tokio::select! {
+        let (frames, seq, batch) = tokio::select! {
             biased;
             _ = close_rx.changed() => break,
             item = rx.recv() => match item {
                 Some(Outbound::Event(event, coords)) => {
-                    (protocol.encode(&event_message(&event, coords)), Some(event.seq), false)
+                    (vec![protocol.encode(&event_message(&event, coords))], Some(event.seq), false)
                 }
-                Some(Outbound::Message(msg)) => (protocol.encode(&msg), None, false),
+                Some(Outbound::Message(msg)) => (vec![protocol.encode(&msg)], None, false),
                 None => break,
             },
-            _ = shared.positions_ready.notified() => match shared.take_positions(protocol) {
-                Some(frame) => (frame, None, true),
-                None => continue,
-            },
-            _ = ping.tick() => (Message::Ping(Default::default()), None, false),
+            _ = shared.positions_ready.notified() => {
+                let frames = shared.take_positions(protocol, config.snapshot_part_bytes());
+                if frames.is_empty() {
+                    continue;
+                }
+                (frames, None, true)
+            }
+            _ = ping.tick() => (vec![Message::Ping(Default::default())], None, false),
         };
-        let sent = tokio::select! {
-            biased;
-            _ = close_rx.changed() => break,
-            sent = sink.send(frame) => sent,
-        };
-        if sent.is_err() {
-            socket_gone = true;
-            shared.request_close(CloseReason::ProtocolError, &hub.counters);
-            break;
+        // `Some(gone)` once the loop must end: the socket failed (`true`) or a close was asked.
+        let mut stop = None;
+        for frame in frames {
+            let sent = tokio::select! {
+                biased;
+                _ = close_rx.changed() => {
+                    stop = Some(false);
+                    break;
+                }
+                sent = sink.send(frame) => sent,
+            };
+            if sent.is_err() {
+                stop = Some(true);
+                break;
+            }
+            bump(&hub.counters.messages_sent);
         }
-        bump(&hub.counters.messages_sent);
+        match stop {
+            Some(true) => {
+                socket_gone = true;
+                shared.request_close(CloseReason::ProtocolError, &hub.counters);
+                break;
+            }
+            Some(false) => break,
+            None => {}
+        }
         if let Some(seq) = seq {
             written_seq = Some(seq);
             bump(&hub.counters.events_sent);
