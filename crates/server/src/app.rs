@@ -195,12 +195,14 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     tasks.spawn(worker.join());
 
     let (dispatch_service, dispatch_inputs) =
-        DispatchService::restore(&store, config.dispatch.clone()).await?;
+        DispatchService::restore(&store, config.dispatch.clone(), metrics.dropped("dispatch"))
+            .await?;
     let (intercom_service, intercom_inputs) = crate::intercom::IntercomService::start(
         &store,
         config.intercom.clone(),
         &config.talkgroups,
         now,
+        metrics.dropped("intercom"),
     )
     .await?;
     let (video_service, video_inputs) = crate::video::VideoService::start(
@@ -208,6 +210,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         config.video.core(),
         &config.video.camera_files,
         now,
+        metrics.dropped("video"),
     )
     .await?;
     let push_backend = Arc::new(crate::push::PushBackend::default());

@@ -68,7 +68,7 @@ pub enum CommandError {
 #[derive(Debug)]
 pub struct DispatchService {
     core: Mutex<Dispatcher>,
-    inputs: mpsc::Sender<Input>,
+    inputs: crate::service_loop::InputQueue<Input>,
 }
 
 impl DispatchService {
@@ -77,6 +77,7 @@ impl DispatchService {
     pub async fn restore(
         store: &Store,
         config: DispatchConfig,
+        dropped: prometheus_client::metrics::counter::Counter,
     ) -> anyhow::Result<(Self, mpsc::Receiver<Input>)> {
         let snapshot = store
             .load_dispatch_snapshot()
@@ -102,41 +103,23 @@ impl DispatchService {
             timers = desk.timers.iter().count(),
             "dispatch state restored"
         );
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let (inputs, rx) = crate::service_loop::InputQueue::new(INPUT_QUEUE, "dispatch", dropped);
         let core = Dispatcher::restore(config, desk, Box::new(RandomIds));
         let service = DispatchService {
             core: Mutex::new(core),
-            inputs: tx,
+            inputs,
         };
         Ok((service, rx))
     }
 
-    /// Queues a handset input without waiting; a full queue drops it with a warning.
+    /// Queues a handset input without waiting; a full queue drops it (counted, logged).
     pub fn input(&self, input: Input) {
-        if let Err(e) = self.inputs.try_send(input) {
-            tracing::warn!(error = %e, "dispatch input queue full or closed; input dropped");
-        }
+        self.inputs.offer(input);
     }
 
-    /// Queues an input that must not be lost (an SOS, a field report): when the queue is full it
-    /// waits for room in a task of its own, so the uplink path still never blocks (its order
-    /// relative to later inputs is then not kept).
+    /// Queues an input that must not be lost (an SOS, a field report) without blocking.
     pub fn input_must_arrive(&self, input: Input) {
-        match self.inputs.try_send(input) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(input)) => {
-                tracing::warn!("dispatch input queue full; an SOS or field report waits for room");
-                let tx = self.inputs.clone();
-                tokio::spawn(async move {
-                    if tx.send(input).await.is_err() {
-                        tracing::error!("dispatch stopped; an SOS or field report was not applied");
-                    }
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("dispatch stopped; an SOS or field report was not applied");
-            }
-        }
+        self.inputs.offer_must_arrive(input);
     }
 
     /// The core, for reads (hold it briefly).

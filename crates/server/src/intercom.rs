@@ -62,7 +62,7 @@ pub enum IntercomCommandError {
 #[derive(Debug)]
 pub struct IntercomService {
     core: Mutex<Intercom>,
-    inputs: mpsc::Sender<PttInput>,
+    inputs: crate::service_loop::InputQueue<PttInput>,
     /// Ids of the talkgroups from the config file (read-only through the API).
     from_config: Vec<TalkgroupId>,
 }
@@ -75,6 +75,7 @@ impl IntercomService {
         config: IntercomConfig,
         configured: &[Talkgroup],
         now: Timestamp,
+        dropped: prometheus_client::metrics::counter::Counter,
     ) -> anyhow::Result<(Self, mpsc::Receiver<PttInput>)> {
         let mut core = Intercom::new(config);
         let mut from_config = Vec::new();
@@ -93,20 +94,18 @@ impl IntercomService {
             core.save_group(now, g, Actor::system("restore"))
                 .map_err(|e| anyhow::anyhow!("stored talkgroup: {e}"))?;
         }
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let (inputs, rx) = crate::service_loop::InputQueue::new(INPUT_QUEUE, "intercom", dropped);
         let service = IntercomService {
             core: Mutex::new(core),
-            inputs: tx,
+            inputs,
             from_config,
         };
         Ok((service, rx))
     }
 
-    /// Queues an input without waiting; a full queue drops it with a warning.
+    /// Queues an input without waiting; a full queue drops it (counted, logged).
     pub fn input(&self, input: PttInput) {
-        if let Err(e) = self.inputs.try_send(input) {
-            tracing::warn!(error = %e, "intercom input queue full or closed; input dropped");
-        }
+        self.inputs.offer(input);
     }
 
     /// The core, for reads (hold it briefly).

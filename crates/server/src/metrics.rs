@@ -27,6 +27,13 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Label of `fieldlink_inputs_dropped_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    /// `dispatch`, `intercom` or `video`.
+    pub service: &'static str,
+}
+
 /// Metrics of the server crate.
 #[derive(Debug, Clone, Default)]
 pub struct ServerMetrics {
@@ -60,6 +67,17 @@ pub struct ServerMetrics {
     pub ws_malformed: Counter,
     /// Orders and order updates queued to a handset's WebSocket (besides MQTT).
     pub ws_orders_delivered: Counter,
+    /// Handset inputs dropped because a service's queue was full.
+    pub inputs_dropped: Family<ServiceLabel, Counter>,
+}
+
+impl ServerMetrics {
+    /// The dropped-inputs counter of `service`.
+    pub fn dropped(&self, service: &'static str) -> Counter {
+        self.inputs_dropped
+            .get_or_create(&ServiceLabel { service })
+            .clone()
+    }
 }
 
 impl ServerMetrics {
@@ -135,6 +153,11 @@ impl ServerMetrics {
             "fieldlink_ws_malformed",
             "Malformed WebSocket messages received",
             m.ws_malformed.clone(),
+        );
+        registry.register(
+            "fieldlink_inputs_dropped",
+            "Handset inputs (receipts, fixes, floor requests, video metadata) dropped because a service's queue was full",
+            m.inputs_dropped.clone(),
         );
         registry.register(
             "fieldlink_ws_orders_delivered",

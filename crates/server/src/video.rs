@@ -59,7 +59,7 @@ pub enum VideoCommandError {
 #[derive(Debug)]
 pub struct VideoService {
     core: Mutex<Registry>,
-    inputs: mpsc::Sender<VideoInput>,
+    inputs: crate::service_loop::InputQueue<VideoInput>,
 }
 
 /// Reads one camera file: GeoJSON by default, CSV when its name ends in `.csv`.
@@ -84,6 +84,7 @@ impl VideoService {
         config: VideoConfig,
         camera_files: &[PathBuf],
         now: Timestamp,
+        dropped: prometheus_client::metrics::counter::Counter,
     ) -> anyhow::Result<(Self, mpsc::Receiver<VideoInput>)> {
         let mut core = Registry::new(config);
         for path in camera_files {
@@ -101,19 +102,17 @@ impl VideoService {
             core.import_cameras("store", stored, now)
                 .map_err(|e| anyhow::anyhow!("stored cameras: {e}"))?;
         }
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let (inputs, rx) = crate::service_loop::InputQueue::new(INPUT_QUEUE, "video", dropped);
         let service = VideoService {
             core: Mutex::new(core),
-            inputs: tx,
+            inputs,
         };
         Ok((service, rx))
     }
 
-    /// Queues an input without waiting; a full queue drops it with a warning.
+    /// Queues an input without waiting; a full queue drops it (counted, logged).
     pub fn input(&self, input: VideoInput) {
-        if let Err(e) = self.inputs.try_send(input) {
-            tracing::warn!(error = %e, "video input queue full or closed; input dropped");
-        }
+        self.inputs.offer(input);
     }
 
     /// The registry, for reads (hold it briefly).
