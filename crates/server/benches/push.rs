@@ -460,6 +460,14 @@ async fn run(
         k.units,
         t.elapsed().as_secs_f64()
     );
+    // The floor handsets are registered now: under the fleet's load an SQLite write from outside
+    // the hot paths can fail with "database is locked" (seen in a run; noted for the store).
+    let rounds = env_usize("FIELDLINK_BENCH_FLOOR_ROUNDS", 200);
+    let floor_units = if rounds > 0 {
+        Some(floor_units(state).await?)
+    } else {
+        None
+    };
     let token = add_token(&state.store, "push bench", Role::Viewer, state.clock.now())
         .await?
         .secret;
@@ -577,11 +585,9 @@ async fn run(
     let report = clients.line("{", Duration::from_secs(60)).await?;
     let report: Value = serde_json::from_str(&report).context("the clients' report")?;
     let push = state.push.stats();
-    let rounds = env_usize("FIELDLINK_BENCH_FLOOR_ROUNDS", 200);
-    let floor = if rounds > 0 {
-        Some(floor_rounds(state, &broker_addr, &topics, rounds).await)
-    } else {
-        None
+    let floor = match floor_units {
+        Some(units) => Some(floor_rounds(state, &broker_addr, &topics, units, rounds).await),
+        None => None,
     };
     fleet.kill().await;
     clients.kill().await;
@@ -611,17 +617,9 @@ async fn run(
     Ok(())
 }
 
-/// Floor request → grant at the requesting handset's MQTT client, `rounds` times, in ms.
-async fn floor_rounds(
-    state: &AppState,
-    broker: &str,
-    topics: &Topics,
-    rounds: usize,
-) -> Result<Vec<f64>> {
-    use fieldlink_intercom::{Actor, Mode, Talkgroup, TalkgroupId};
-    use fieldlink_proto::v1;
+/// The two floor handsets' ids and secrets, registered through `provision::add_unit`.
+async fn floor_units(state: &AppState) -> Result<Vec<(UnitId, String)>> {
     use fieldlink_server::provision::{UnitSpec, add_unit};
-    use fieldlink_sim::{Handset, HandsetConfig, QoS};
     let mut handsets = Vec::new();
     for name in ["floor-a", "floor-b"] {
         let spec = UnitSpec {
@@ -634,6 +632,20 @@ async fn floor_rounds(
         handsets.push((UnitId::new(name)?, issued.secret));
     }
     state.credentials.reload().await?;
+    Ok(handsets)
+}
+
+/// Floor request → grant at the requesting handset's MQTT client, `rounds` times, in ms.
+async fn floor_rounds(
+    state: &AppState,
+    broker: &str,
+    topics: &Topics,
+    mut handsets: Vec<(UnitId, String)>,
+    rounds: usize,
+) -> Result<Vec<f64>> {
+    use fieldlink_intercom::{Actor, Mode, Talkgroup, TalkgroupId};
+    use fieldlink_proto::v1;
+    use fieldlink_sim::{Handset, HandsetConfig, QoS};
     let group = Talkgroup {
         id: TalkgroupId::from("bench"),
         name: "bench".to_owned(),
