@@ -237,6 +237,23 @@ async fn a_dispatcher_cuts_in_and_the_queue_hands_over() {
     )
     .await;
 
+    // The console takes the floor again over the command-room WebSocket, and gives it back.
+    let mut console = WsClient::command_room(&srv, &srv.admin).await;
+    let take =
+        json!({"type": "command", "id": "f1", "op": "take_floor", "args": {"talkgroup": GROUP}});
+    console.send(take).await;
+    let taken = console.next_of("result", WAIT).await;
+    assert_eq!(taken["data"]["answer"]["kind"], json!("granted"), "{taken}");
+    assert_eq!(
+        taken["data"]["floor"]["holder"],
+        json!("console:test admin")
+    );
+    let give =
+        json!({"type": "command", "id": "f2", "op": "release_floor", "args": {"talkgroup": GROUP}});
+    console.send(give).await;
+    let given = console.next_of("result", WAIT).await;
+    assert!(given["data"]["floor"]["holder"].is_null(), "{given}");
+
     // Not a member, unknown group, read-only checks.
     let (status, v) = srv
         .post("/api/v1/talkgroups/nope/floor", Some(&srv.admin), json!({}))

@@ -10,6 +10,7 @@
 //! | `cancel` | `order`, `reason` | `POST /api/v1/orders/{id}/cancel` |
 //! | `close` | `incident` | `POST /api/v1/incidents/{id}/close` |
 //! | `ack_alarm`, `resolve_alarm` | `alarm`, `note?` | `POST /api/v1/alarms/{id}/ack`, `.../resolve` |
+//! | `take_floor`, `release_floor` | `talkgroup`, `priority?` | `POST /api/v1/talkgroups/{id}/floor`, `.../floor/release` |
 //! | `request_video` | `unit`, `reason?`, `request_id?` | `POST /api/v1/units/{id}/video/start` |
 //!
 //! The command's `id` only pairs the answer with the request; idempotent creation uses
@@ -39,6 +40,14 @@ struct OnIncident {
 struct OnOrder {
     order: String,
     reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnTalkgroup {
+    talkgroup: String,
+    #[serde(default)]
+    priority: fieldlink_intercom::FloorPriority,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +112,14 @@ pub async fn run(state: &AppState, caller: &str, op: &str, v: Value) -> Result<V
             let a: OnAlarm = args(op, v)?;
             alarms::resolve_with(state, caller, a.alarm, a.note).await
         }
+        "take_floor" => {
+            let a: OnTalkgroup = args(op, v)?;
+            super::talkgroups::request_floor(state, &caller, a.talkgroup, a.priority).await
+        }
+        "release_floor" => {
+            let a: OnTalkgroup = args(op, v)?;
+            super::talkgroups::release(state, &caller, a.talkgroup).await
+        }
         "request_video" => {
             let a: OnUnit = args(op, v)?;
             let body = super::video::StartBody::for_command(a.reason, a.request_id);
@@ -111,7 +128,7 @@ pub async fn run(state: &AppState, caller: &str, op: &str, v: Value) -> Result<V
         other => Err(ApiError::bad_request(
             "unknown_op",
             format!(
-                "no command {other:?}; the commands are create_incident, dispatch, recommend, reinforce, cancel, close, ack_alarm, resolve_alarm, request_video"
+                "no command {other:?}; the commands are create_incident, dispatch, recommend, reinforce, cancel, close, ack_alarm, resolve_alarm, take_floor, release_floor, request_video"
             ),
         )),
     }

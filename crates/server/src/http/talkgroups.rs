@@ -201,11 +201,23 @@ pub async fn take_floor(
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let body: FloorBody = super::params::optional_body(&bytes)?;
+    Ok(Json(
+        request_floor(&state, &caller, id, body.priority).await?,
+    ))
+}
+
+/// The console of `caller` asks for the floor of talkgroup `id` at `priority`.
+pub(crate) async fn request_floor(
+    state: &AppState,
+    caller: &str,
+    id: String,
+    priority: FloorPriority,
+) -> Result<Value, ApiError> {
     let g = TalkgroupId::from(id.as_str());
-    let party = Party::console(&caller);
+    let party = Party::console(caller);
     let answer = (state.intercom)
-        .execute(&state, |c, now| {
-            let out = c.request(now, party.clone(), &g, body.priority, None)?;
+        .execute(state, |c, now| {
+            let out = c.request(now, party.clone(), &g, priority, None)?;
             let answer = (out.effects.iter()).find_map(|e| match e {
                 Effect::Floor { to, answer, .. } if to == &party => Some(answer.clone()),
                 _ => None,
@@ -214,9 +226,7 @@ pub async fn take_floor(
         })
         .await?;
     let core = state.intercom.read().await;
-    Ok(Json(
-        json!({ "answer": answer, "floor": view(&state, &core, &g)? }),
-    ))
+    Ok(json!({ "answer": answer, "floor": view(state, &core, &g)? }))
 }
 
 /// `POST /api/v1/talkgroups/{id}/floor/release` (dispatcher): the caller's console gives the
@@ -227,11 +237,16 @@ pub async fn release_floor(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
+    Ok(Json(release(&state, &caller, id).await?))
+}
+
+/// The console of `caller` gives the floor of talkgroup `id` back (or leaves its queue).
+pub(crate) async fn release(state: &AppState, caller: &str, id: String) -> Result<Value, ApiError> {
     let g = TalkgroupId::from(id.as_str());
-    let party = Party::console(&caller);
+    let party = Party::console(caller);
     (state.intercom)
-        .execute(&state, |c, now| Ok(((), c.release(now, party, &g, None)?)))
+        .execute(state, |c, now| Ok(((), c.release(now, party, &g, None)?)))
         .await?;
     let core = state.intercom.read().await;
-    Ok(Json(json!({ "floor": view(&state, &core, &g)? })))
+    Ok(json!({ "floor": view(state, &core, &g)? }))
 }
