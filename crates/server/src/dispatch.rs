@@ -179,6 +179,9 @@ impl DispatchService {
         if let Some(failure) = failure {
             // Nothing was written: the core goes back to what the store holds.
             core.rollback(checkpoint);
+            if failure.is_err() {
+                state.metrics.commit_failed("dispatch");
+            }
             let first = failure.map_err(CommandError::Store)?;
             // The store knew the request but the core did not (a request retried across a
             // restart): answer as the first time.

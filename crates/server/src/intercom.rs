@@ -141,6 +141,7 @@ impl IntercomService {
         let channel = fieldlink_push::Channel::Ptt;
         if let Err(e) = crate::push::commit_to_channel(state, &change, channel).await {
             *core = Intercom::restore(core.config().clone(), before);
+            state.metrics.commit_failed("intercom");
             return Err(IntercomCommandError::Store(e));
         }
         // Under the lock, so a handset hears its answers in decision order.

@@ -69,9 +69,18 @@ pub struct ServerMetrics {
     pub ws_orders_delivered: Counter,
     /// Handset inputs dropped because a service's queue was full.
     pub inputs_dropped: Family<ServiceLabel, Counter>,
+    /// Commands whose store commit failed (the core was put back; nothing was sent).
+    pub commit_errors: Family<ServiceLabel, Counter>,
 }
 
 impl ServerMetrics {
+    /// Counts a failed commit of `service` (dispatch, intercom, video).
+    pub fn commit_failed(&self, service: &'static str) {
+        self.commit_errors
+            .get_or_create(&ServiceLabel { service })
+            .inc();
+    }
+
     /// The dropped-inputs counter of `service`.
     pub fn dropped(&self, service: &'static str) -> Counter {
         self.inputs_dropped
@@ -153,6 +162,11 @@ impl ServerMetrics {
             "fieldlink_ws_malformed",
             "Malformed WebSocket messages received",
             m.ws_malformed.clone(),
+        );
+        registry.register(
+            "fieldlink_commit_errors",
+            "Dispatch, intercom and video commands whose store commit failed: the core was put back and nothing was sent",
+            m.commit_errors.clone(),
         );
         registry.register(
             "fieldlink_inputs_dropped",

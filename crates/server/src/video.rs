@@ -160,6 +160,7 @@ impl VideoService {
         }
         if let Err(e) = crate::push::commit_to_channel(state, &change, Channel::Video).await {
             *core = Registry::restore(*core.config(), before);
+            state.metrics.commit_failed("video");
             return Err(VideoCommandError::Store(e));
         }
         for effect in &outcome.effects {
