@@ -14,6 +14,7 @@ use crate::journal::{Change, Effect, Outcome};
 use crate::model::{Actor, AlarmId, Incident, IncidentId, OrderId, UnitId};
 use crate::order::OrderState;
 use crate::status::Candidate;
+use crate::timers::TimerKind;
 
 /// Ranked candidates for an incident, when the core must find a responder by itself.
 ///
@@ -198,6 +199,16 @@ impl Dispatcher {
         };
         let candidates = src.candidates(incident);
         let Some(next) = (self.rank(incident, &candidates).first()).map(|c| c.unit.clone()) else {
+            // Nobody else is free: the order stays offered to its unit (a late accept still
+            // counts), and the core looks again one acceptance period later, so a silent unit
+            // does not hold the incident once someone frees up (the flash-flood story).
+            let again = now.plus(self.config.accept_timeout());
+            (self.state.timers).schedule(
+                again,
+                TimerKind::AcceptTimeout {
+                    order: order.clone(),
+                },
+            );
             return Ok(());
         };
         let incident = incident.id.clone();

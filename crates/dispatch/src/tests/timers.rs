@@ -44,11 +44,17 @@ fn reassignment_at_the_acceptance_timeout() {
 }
 
 #[test]
-fn no_other_candidate_keeps_the_order() {
+fn no_other_candidate_keeps_the_order_and_looks_again_a_timeout_later() {
     let (mut d, _, o) = dispatched();
     d.tick(at(30.0), &offer(vec![cand("u1", 100.0, "g1")]))
         .unwrap();
     assert_eq!(d.order(&o).unwrap().state, OrderState::Dispatched);
+    // Someone frees up in the meantime: the next look hands them the order.
+    let src = offer(vec![cand("u1", 100.0, "g1"), cand("u2", 200.0, "g2")]);
+    assert!(sent(&d.tick(at(59.999), &src).unwrap()).is_empty());
+    let out = d.tick(at(60.0), &src).unwrap();
+    assert_eq!(d.order(&o).unwrap().state, OrderState::Reassigned);
+    assert_eq!(sent(&out)[0].0, unit("u2"));
 }
 
 #[test]
