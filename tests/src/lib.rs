@@ -87,6 +87,12 @@ pub struct Options {
     pub units: usize,
     /// Use this external broker (`mqtt://...`) instead of the embedded one.
     pub external_broker: Option<String>,
+    /// fieldlink's own username and password on the external broker (`mqtt.username`,
+    /// `mqtt.password`); none otherwise.
+    pub external_credentials: Option<(String, String)>,
+    /// Keep the default topic root and OwnTracks prefix (`fl/v1`, `owntracks`), as a broker ACL
+    /// written for them expects, instead of a per-test tagged root. Only for a private broker.
+    pub default_topics: bool,
     /// Use this store URL (and schema) instead of SQLite in a temp dir.
     pub store: Option<(String, String)>,
     /// Reuse this data directory (a restart test); a fresh temp dir otherwise.
@@ -125,13 +131,19 @@ impl TestServer {
             ..Config::default()
         };
         config.http.listen = "127.0.0.1:0".parse().expect("addr");
-        config.mqtt.topic_root = format!("{tag}/fl/v1");
-        config.mqtt.owntracks_prefix = format!("{tag}/owntracks");
+        if !opts.default_topics {
+            config.mqtt.topic_root = format!("{tag}/fl/v1");
+            config.mqtt.owntracks_prefix = format!("{tag}/owntracks");
+        }
         config.store.flush_interval_ms = 100;
         let broker = match &opts.external_broker {
             Some(url) => {
                 config.mqtt.url = url.clone();
                 config.mqtt.client_id = format!("fieldlink-{tag}");
+                if let Some((username, password)) = &opts.external_credentials {
+                    config.mqtt.username = username.clone();
+                    config.mqtt.password = password.clone();
+                }
                 url.trim_start_matches("mqtt://").to_owned()
             }
             None => {

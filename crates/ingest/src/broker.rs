@@ -7,7 +7,11 @@
 //!
 //! What rumqttd does not do, and what that means here:
 //! - **No topic ACL**, and no way to kick a client: a handset could publish as another unit.
-//!   DESIGN.md "Identity" answers that with sealed payloads (a later issue).
+//!   DESIGN.md "Identity" answers that with sealed payloads (a later issue). What is checked
+//!   at CONNECT ([`admit`]): a client id or username that is empty or has `+`, `#`, `/` or a
+//!   control character is refused first, then the [`Authenticator`] decides; refusals are
+//!   counted in `fieldlink_mqtt_connect_refused_total{reason}`. rumqttd does not give the auth
+//!   hook the peer's address, so it cannot be logged here.
 //! - **A publish that no subscription matches disconnects the publisher** (rumqttd's
 //!   `NoMatchingFilters`). fieldlink's link subscribes to the uplink filters and to
 //!   `{owntracks}/+/+/+`, so the OwnTracks app's side topics (`.../event`, `.../waypoint`)
@@ -29,6 +33,7 @@ use std::time::Duration;
 use fieldlink_proto::Topics;
 use rumqttd::{
     Broker, Config, ConnectionSettings, MetricSettings, MetricType, RouterConfig, ServerSettings,
+    TlsConfig,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -84,6 +89,25 @@ pub struct EmbeddedBrokerConfig {
     pub max_outgoing_packets: u64,
     /// Capacity of the `uplink_queue` between the link thread and the pipeline. Default 8,192.
     pub uplink_queue: usize,
+    /// Listen in plain text on `listen`. Default true; false needs `tls`.
+    pub plain: bool,
+    /// A second listener speaking MQTT over TLS. Default none.
+    pub tls: Option<BrokerTls>,
+}
+
+/// The embedded broker's TLS listener: server-authenticated TLS (rustls) with a certificate
+/// chain and key in PEM files. Handsets still log in with their unit id and secret; rumqttd
+/// cannot ask for client certificates without also renaming clients after the certificate's
+/// organisation (its `verify-client-cert` feature), so it is not turned on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerTls {
+    /// Listen address, usually port 8883.
+    pub listen: SocketAddr,
+    /// Certificate chain, leaf first (PEM).
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM).
+    pub key: std::path::PathBuf,
 }
 
 impl Default for EmbeddedBrokerConfig {
@@ -99,6 +123,8 @@ impl Default for EmbeddedBrokerConfig {
             max_segments: 10,
             max_outgoing_packets: 200,
             uplink_queue: 8192,
+            plain: true,
+            tls: None,
         }
     }
 }
@@ -107,6 +133,9 @@ impl EmbeddedBrokerConfig {
     /// Every problem with this configuration, in words (empty when it is usable).
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if !self.plain && self.tls.is_none() {
+            p.push("the broker needs a listener: plain, tls or both".to_owned());
+        }
         let timeout_ms = self.connection_timeout.as_millis();
         if timeout_ms == 0 || timeout_ms > u128::from(u16::MAX) {
             p.push(format!(
@@ -137,7 +166,7 @@ impl EmbeddedBrokerConfig {
         p
     }
 
-    fn rumqttd_config(&self, auth: Arc<dyn Authenticator>) -> Config {
+    fn rumqttd_config(&self, auth: Arc<dyn Authenticator>, metrics: &IngestMetrics) -> Config {
         let mut connections = ConnectionSettings {
             connection_timeout_ms: u16::try_from(self.connection_timeout.as_millis())
                 .unwrap_or(u16::MAX),
@@ -149,16 +178,41 @@ impl EmbeddedBrokerConfig {
             // No log per unknown topic: a publish that matches no subscription is refused.
             dynamic_filters: false,
         };
+        let metrics = metrics.clone();
         connections.set_auth_handler(move |client_id, username, password| {
-            std::future::ready(auth.authenticate(&client_id, &username, &password))
+            std::future::ready(admit(
+                auth.as_ref(),
+                &metrics,
+                &client_id,
+                &username,
+                &password,
+            ))
         });
-        let server = ServerSettings {
-            name: "fieldlink-mqtt".to_owned(),
-            listen: self.listen,
-            tls: None,
-            next_connection_delay_ms: self.accept_delay_ms,
-            connections,
-        };
+        let mut servers = HashMap::new();
+        if let Some(tls) = &self.tls {
+            let tls_server = ServerSettings {
+                name: "fieldlink-mqtt-tls".to_owned(),
+                listen: tls.listen,
+                tls: Some(TlsConfig::Rustls {
+                    capath: None,
+                    certpath: tls.cert.display().to_string(),
+                    keypath: tls.key.display().to_string(),
+                }),
+                next_connection_delay_ms: self.accept_delay_ms,
+                connections: connections.clone(),
+            };
+            servers.insert("fieldlink-tls".to_owned(), tls_server);
+        }
+        if self.plain {
+            let server = ServerSettings {
+                name: "fieldlink-mqtt".to_owned(),
+                listen: self.listen,
+                tls: None,
+                next_connection_delay_ms: self.accept_delay_ms,
+                connections,
+            };
+            servers.insert("fieldlink".to_owned(), server);
+        }
         let router = RouterConfig {
             // +1: fieldlink's own in-process link is a connection too.
             max_connections: self.max_connections + 1,
@@ -172,7 +226,7 @@ impl EmbeddedBrokerConfig {
         Config {
             id: 0,
             router,
-            v4: Some(HashMap::from([("fieldlink".to_owned(), server)])),
+            v4: Some(servers),
             v5: None,
             ws: None,
             cluster: None,
@@ -190,6 +244,29 @@ impl EmbeddedBrokerConfig {
             ])),
         }
     }
+}
+
+/// The CONNECT decision: an unsafe client id or username (see
+/// [`fieldlink_proto::topic::is_safe_mqtt_identity`]) is refused before the credentials are
+/// looked at; then `auth` decides. Each refusal is counted in
+/// `fieldlink_mqtt_connect_refused_total{reason}`.
+fn admit(
+    auth: &dyn Authenticator,
+    metrics: &IngestMetrics,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> bool {
+    use fieldlink_proto::topic::is_safe_mqtt_identity;
+    if !is_safe_mqtt_identity(client_id) || !is_safe_mqtt_identity(username) {
+        metrics.connect_refused("bad_identity", client_id, username);
+        return false;
+    }
+    if auth.authenticate(client_id, username, password) {
+        return true;
+    }
+    metrics.connect_refused("bad_credentials", client_id, username);
+    false
 }
 
 /// rumqttd's `MetricSettings` has private fields; its serde form is the only constructor.
@@ -229,9 +306,18 @@ impl EmbeddedBroker {
         if !problems.is_empty() {
             return Err(IngestError::InvalidConfig(problems.join("; ")));
         }
-        check_port(cfg.listen)?;
+        if cfg.plain {
+            check_port(cfg.listen)?;
+        }
+        if let Some(tls) = &cfg.tls {
+            check_port(tls.listen)?;
+            // rumqttd reads the files on its own thread and only logs a failure: read them
+            // here first so a bad certificate stops the start with its reason.
+            fieldlink_tls::server_config(&tls.cert, &tls.key, &[])
+                .map_err(|e| IngestError::InvalidConfig(format!("mqtt TLS listener: {e}")))?;
+        }
 
-        let mut broker = Broker::new(cfg.rumqttd_config(auth));
+        let mut broker = Broker::new(cfg.rumqttd_config(auth, metrics));
         // Take the link before starting: `start` blocks for the broker's life.
         let (mut link_tx, link_rx) = broker
             .link(link::CLIENT_ID)
@@ -248,7 +334,11 @@ impl EmbeddedBroker {
         }
 
         let listening = Arc::new(AtomicBool::new(true));
-        let listen = cfg.listen;
+        let listen = if cfg.plain {
+            cfg.listen
+        } else {
+            cfg.tls.as_ref().map_or(cfg.listen, |tls| tls.listen)
+        };
         {
             let listening = Arc::clone(&listening);
             std::thread::Builder::new()
@@ -298,7 +388,10 @@ impl EmbeddedBroker {
             downlink: Downlink::embedded(topics.clone(), link_tx, link_up),
             worker: SourceWorker::thread(handle, shutdown),
         };
-        tracing::info!(%listen, "embedded MQTT broker listening");
+        tracing::info!(%listen, plain = cfg.plain, "embedded MQTT broker listening");
+        if let Some(tls) = &cfg.tls {
+            tracing::info!(listen = %tls.listen, "embedded MQTT broker listening with TLS");
+        }
         Ok((EmbeddedBroker { listen, listening }, source))
     }
 
@@ -340,5 +433,42 @@ pub fn check_port(addr: SocketAddr) -> Result<(), IngestError> {
             })
         }
         Err(source) => Err(IngestError::Bind { addr, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lets in exactly one login.
+    struct One;
+
+    impl Authenticator for One {
+        fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool {
+            (client_id, username, password) == ("u000", "u000", "secret")
+        }
+    }
+
+    #[test]
+    fn unsafe_identities_are_refused_before_the_credentials_and_counted() {
+        let metrics =
+            IngestMetrics::register(&mut prometheus_client::registry::Registry::default());
+        assert!(admit(&One, &metrics, "u000", "u000", "secret"));
+        for (client_id, username) in [
+            ("u000", "u0+0"),
+            ("u#", "u000"),
+            ("u000/gps", "u000"),
+            ("u000", "u000\n"),
+            ("", "u000"),
+            ("u000", "\u{7f}"),
+        ] {
+            assert!(
+                !admit(&One, &metrics, client_id, username, "secret"),
+                "{client_id:?} / {username:?}"
+            );
+        }
+        assert!(!admit(&One, &metrics, "u000", "u000", "wrong"));
+        assert_eq!(metrics.connect_refused_total("bad_identity"), 6);
+        assert_eq!(metrics.connect_refused_total("bad_credentials"), 1);
     }
 }

@@ -47,6 +47,8 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Most fixes in one `GpsReport` (a handset's buffer after a long tunnel).
     pub max_batch_fixes: usize,
+    /// Messages one unit may send (the pipeline drops the excess before decoding).
+    pub throttle: crate::throttle::ThrottleConfig,
 }
 
 impl Default for Limits {
@@ -54,6 +56,7 @@ impl Default for Limits {
         Limits {
             max_payload_bytes: 64 * 1024,
             max_batch_fixes: 1000,
+            throttle: crate::throttle::ThrottleConfig::default(),
         }
     }
 }
@@ -147,6 +150,15 @@ impl Decoder {
     /// The limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The unit a topic names (uplink or OwnTracks), without looking at the payload.
+    pub fn unit_of(&self, topic: &str) -> Option<UnitId> {
+        match self.topics.parse(topic) {
+            Ok(Topic::Uplink { unit, .. }) => Some(unit),
+            Ok(Topic::OwnTracks { user, .. }) => Some(user),
+            _ => None,
+        }
     }
 
     /// Decodes one message received on `topic`; `units` says which units may speak.
@@ -263,6 +275,43 @@ fn decode_owntracks(device: String, payload: &[u8]) -> Result<Uplink, Rejection>
             detail: e.to_string(),
         }),
     }
+}
+
+/// The unit [`decode_framed`]'s directory knows (and the topics it picks name).
+pub const FRAMED_UNIT: &str = "u1";
+
+/// Decodes one framed input with [`Decoder::decode`] under the default topics and limits, unit
+/// [`FRAMED_UNIT`] active: the entry point fuzzers and the corpus test use.
+///
+/// The frame: the first byte `k` picks the topic by `k % 10`: 0 to 6 are unit `u1`'s uplink
+/// topics in [`UplinkKind::ALL`] order (`gps`, `status`, `ptt`, `video`, `sos`, `ack`,
+/// `report`), 7 its downlink, 8 `owntracks/u1/phone`, 9 a topic taken from the input (the next
+/// byte is its length `n`, then `n` bytes read as lossy UTF-8). The rest is the payload. An empty
+/// input is an empty payload on `gps`.
+pub fn decode_framed(input: &[u8]) -> Result<Envelope, Rejection> {
+    use std::sync::OnceLock;
+    static DECODER: OnceLock<(Decoder, HashSet<UnitId>)> = OnceLock::new();
+    let (decoder, units) = DECODER.get_or_init(|| {
+        let unit = UnitId::new(FRAMED_UNIT).expect("a valid unit id");
+        (
+            Decoder::new(Topics::default(), Limits::default()),
+            HashSet::from([unit]),
+        )
+    });
+    let unit = UnitId::new(FRAMED_UNIT).expect("a valid unit id");
+    let topics = decoder.topics();
+    let (k, rest) = input.split_first().map_or((0, input), |(k, r)| (*k, r));
+    let (topic, payload) = match k % 10 {
+        i @ 0..=6 => (topics.uplink(&unit, UplinkKind::ALL[usize::from(i)]), rest),
+        7 => (topics.downlink(&unit), rest),
+        8 => (format!("{}/{unit}/phone", topics.owntracks_prefix()), rest),
+        _ => {
+            let (n, rest) = rest.split_first().map_or((0, rest), |(n, r)| (*n, r));
+            let n = usize::from(n).min(rest.len());
+            (String::from_utf8_lossy(&rest[..n]).into_owned(), &rest[n..])
+        }
+    };
+    decoder.decode(&topic, payload, units)
 }
 
 #[cfg(test)]

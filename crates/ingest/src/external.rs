@@ -31,8 +31,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExternalBrokerConfig {
-    /// `mqtt://host:port` (`tcp://` is accepted too; the port defaults to 1883).
+    /// `mqtt://host:port` (`tcp://` is accepted too; the port defaults to 1883), or
+    /// `mqtts://host:port` for MQTT over TLS (the port defaults to 8883; see `tls`).
     pub url: String,
+    /// With `mqtts://`: how the broker's certificate is verified (its CA, or the system's
+    /// roots; the host name of the URL must match it) and the client certificate, if any.
+    #[serde(skip)]
+    pub tls: fieldlink_tls::ClientTls,
     /// The MQTT client id fieldlink connects with. Default `fieldlink`.
     pub client_id: String,
     /// Username, when the broker wants one.
@@ -54,6 +59,7 @@ impl Default for ExternalBrokerConfig {
     fn default() -> Self {
         ExternalBrokerConfig {
             url: "mqtt://127.0.0.1:1883".to_owned(),
+            tls: fieldlink_tls::ClientTls::default(),
             client_id: "fieldlink".to_owned(),
             username: None,
             password: None,
@@ -70,11 +76,14 @@ impl ExternalBrokerConfig {
             url: self.url.clone(),
             reason: reason.to_owned(),
         };
-        let rest = self
-            .url
-            .strip_prefix("mqtt://")
-            .or_else(|| self.url.strip_prefix("tcp://"))
-            .ok_or_else(|| bad("it must start with mqtt:// (TLS is not supported yet)"))?;
+        let (rest, tls, default_port) = if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            (rest, true, 8883)
+        } else {
+            let rest = (self.url.strip_prefix("mqtt://"))
+                .or_else(|| self.url.strip_prefix("tcp://"))
+                .ok_or_else(|| bad("it must start with mqtt:// or mqtts://"))?;
+            (rest, false, 1883)
+        };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(':') && !p.contains(']') => (
@@ -82,7 +91,7 @@ impl ExternalBrokerConfig {
                 p.parse::<u16>()
                     .map_err(|_| bad("the port must be a number from 1 to 65535"))?,
             ),
-            _ => (rest, 1883),
+            _ => (rest, default_port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains('/') {
@@ -105,6 +114,13 @@ impl ExternalBrokerConfig {
             .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes);
         if let Some(user) = &self.username {
             options.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if tls {
+            let config = fieldlink_tls::client_config(&self.tls)
+                .map_err(|e| IngestError::InvalidConfig(format!("external broker TLS: {e}")))?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(config),
+            ));
         }
         Ok(options)
     }

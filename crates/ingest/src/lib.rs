@@ -29,17 +29,19 @@ pub mod external;
 pub mod metrics;
 pub mod pipeline;
 pub mod source;
+pub mod throttle;
 
 use std::io;
 use std::net::SocketAddr;
 
 use thiserror::Error;
 
-pub use broker::{Authenticator, EmbeddedBroker, EmbeddedBrokerConfig};
+pub use broker::{Authenticator, BrokerTls, EmbeddedBroker, EmbeddedBrokerConfig};
 pub use decode::{Decoder, Envelope, Limits, Rejection, UnitDirectory, Uplink};
 pub use external::{ExternalBrokerConfig, connect};
 pub use metrics::IngestMetrics;
 pub use pipeline::{Received, run};
+pub use throttle::{Throttle, ThrottleConfig, Verdict};
 pub use source::{Downlink, RawMessage, Source, SourceWorker};
 
 /// What can go wrong starting, running or publishing through the MQTT side.

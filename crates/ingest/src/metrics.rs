@@ -10,6 +10,7 @@
 //! | `fieldlink_connected_handsets` | MQTT clients connected to the embedded broker |
 //! | `fieldlink_uplink_queue_depth` | messages waiting between the broker and the pipeline |
 //! | `fieldlink_broker_reconnects_total` | reconnections to an external broker |
+//! | `fieldlink_mqtt_connect_refused_total{reason}` | CONNECTs the embedded broker refused, by [`CONNECT_REFUSED_REASONS`] |
 //!
 //! Every label value is created at registration, so a dashboard sees zeros rather than gaps,
 //! and the hot path touches pre-resolved counters (no label hashing per message).
@@ -31,6 +32,13 @@ use crate::decode::{Rejection, Uplink};
 /// At most one log line per rejection reason per this interval.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Why the embedded broker refused a CONNECT (`fieldlink_mqtt_connect_refused_total{reason}`):
+/// `bad_identity` (an empty client id or username, or one with `+`, `#`, `/` or a control
+/// character; see [`fieldlink_proto::topic::is_safe_mqtt_identity`]), `bad_credentials` (unknown
+/// or disabled unit, client id not the username, wrong secret). A CONNECT without any login
+/// is refused by rumqttd before fieldlink is asked, and is not counted.
+pub const CONNECT_REFUSED_REASONS: [&str; 2] = ["bad_identity", "bad_credentials"];
+
 type Labels = [(&'static str, &'static str); 1];
 
 /// The ingest metrics. Cheap to clone (shared inside).
@@ -47,7 +55,9 @@ struct Inner {
     connected_handsets: Gauge,
     uplink_queue_depth: Gauge,
     broker_reconnects: Counter,
+    connect_refused: Vec<Counter>,
     log_limiter: Mutex<LogLimiter>,
+    connect_log_limiter: Mutex<LogLimiter>,
 }
 
 impl IngestMetrics {
@@ -55,6 +65,7 @@ impl IngestMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let messages = Family::<Labels, Counter>::default();
         let rejected = Family::<Labels, Counter>::default();
+        let connect_refused = Family::<Labels, Counter>::default();
         // Decoding one message takes a few microseconds: buckets from 1 µs to ~33 ms.
         let decode_seconds = Histogram::new(exponential_buckets(1e-6, 2.0, 16));
         let inner = Inner {
@@ -70,7 +81,15 @@ impl IngestMetrics {
             connected_handsets: Gauge::default(),
             uplink_queue_depth: Gauge::default(),
             broker_reconnects: Counter::default(),
-            log_limiter: Mutex::new(LogLimiter::new(LOG_INTERVAL)),
+            connect_refused: CONNECT_REFUSED_REASONS
+                .iter()
+                .map(|r| connect_refused.get_or_create(&[("reason", *r)]).clone())
+                .collect(),
+            log_limiter: Mutex::new(LogLimiter::new(LOG_INTERVAL, Rejection::REASONS.len())),
+            connect_log_limiter: Mutex::new(LogLimiter::new(
+                LOG_INTERVAL,
+                CONNECT_REFUSED_REASONS.len(),
+            )),
         };
         registry.register(
             "fieldlink_mqtt_messages",
@@ -102,6 +121,11 @@ impl IngestMetrics {
             "Reconnections to the external MQTT broker",
             inner.broker_reconnects.clone(),
         );
+        registry.register(
+            "fieldlink_mqtt_connect_refused",
+            "MQTT connections the embedded broker refused at CONNECT, by reason",
+            connect_refused,
+        );
         IngestMetrics {
             inner: Arc::new(inner),
         }
@@ -131,6 +155,42 @@ impl IngestMetrics {
     /// Reconnections to the external broker so far.
     pub fn broker_reconnects_total(&self) -> u64 {
         self.inner.broker_reconnects.get()
+    }
+
+    /// CONNECTs refused for `reason` (one of [`CONNECT_REFUSED_REASONS`]) so far.
+    pub fn connect_refused_total(&self, reason: &str) -> u64 {
+        CONNECT_REFUSED_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.inner.connect_refused[i].get())
+    }
+
+    /// Counts a refused CONNECT. `bad_identity` is logged here (rate-limited), with the
+    /// offending id escaped and clipped; the authenticator logs `bad_credentials` itself.
+    /// rumqttd does not tell its auth hook the peer's address, so no address is logged.
+    pub(crate) fn connect_refused(&self, reason: &'static str, client_id: &str, username: &str) {
+        let Some(i) = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason) else {
+            return;
+        };
+        self.inner.connect_refused[i].inc();
+        if reason != "bad_identity" {
+            return;
+        }
+        let verdict = self
+            .inner
+            .connect_log_limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(i, Instant::now());
+        if let Some(suppressed) = verdict {
+            tracing::warn!(
+                reason,
+                suppressed,
+                client_id = ?crate::decode::clip(client_id),
+                username = ?crate::decode::clip(username),
+                "MQTT connect refused: the client id or username is empty or has '+', '#', '/' or a control character"
+            );
+        }
     }
 
     pub(crate) fn accepted(&self, message: &Uplink) {
@@ -193,10 +253,10 @@ struct LogLimiter {
 }
 
 impl LogLimiter {
-    fn new(interval: Duration) -> Self {
+    fn new(interval: Duration, keys: usize) -> Self {
         LogLimiter {
             interval,
-            slots: vec![None; Rejection::REASONS.len()],
+            slots: vec![None; keys],
         }
     }
 
@@ -228,7 +288,7 @@ mod tests {
 
     #[test]
     fn limiter_logs_once_per_interval_and_counts_the_rest() {
-        let mut l = LogLimiter::new(Duration::from_secs(10));
+        let mut l = LogLimiter::new(Duration::from_secs(10), 2);
         let t0 = Instant::now();
         assert_eq!(l.allow(0, t0), Some(0));
         for s in 1..10 {
@@ -258,6 +318,11 @@ mod tests {
         }
         assert!(text.contains("fieldlink_connected_handsets 0"));
         assert!(text.contains("fieldlink_broker_reconnects_total 0"));
+        for reason in CONNECT_REFUSED_REASONS {
+            assert!(text.contains(&format!(
+                "fieldlink_mqtt_connect_refused_total{{reason=\"{reason}\"}} 0"
+            )));
+        }
         assert!(text.contains("fieldlink_decode_seconds_bucket"));
     }
 }

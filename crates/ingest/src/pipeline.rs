@@ -4,20 +4,29 @@
 //! forward a [`Received`] to the sink or count and log (rate-limited) the [`Rejection`]. A bad
 //! message costs one counter increment and never stops the loop.
 //!
+//! Rate limit: before decoding, each message is charged to the unit its topic names
+//! ([`Throttle`], `Limits::throttle`). Over the unit's rate it is dropped and counted as
+//! `throttled`, and the first drop of a flood is logged with the unit: one flooding handset costs
+//! a topic parse per message, and the others' messages keep flowing.
+//!
 //! Back-pressure: when the sink is full the task waits for room. Uplinks then gather in the
 //! uplink queue, and behind it in the broker (see `broker.rs` / `external.rs` for where they
 //! stop). Nothing is dropped here.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fieldlink_clock::{SharedClock, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::IngestMetrics;
-use crate::decode::{Decoder, Envelope, UnitDirectory};
+use crate::decode::{Decoder, Envelope, Rejection, UnitDirectory};
 use crate::source::RawMessage;
+use crate::throttle::{Throttle, Verdict};
+
+/// How often the throttle forgets units that have been quiet this long.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
 /// An accepted uplink and when fieldlink received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +47,10 @@ pub async fn run(
     sink: mpsc::Sender<Received>,
     shutdown: CancellationToken,
 ) {
+    let limits = decoder.limits();
+    let mut throttle = Throttle::new(limits.throttle);
+    let started_at = Instant::now();
+    let mut last_sweep = Duration::ZERO;
     loop {
         let message = tokio::select! {
             biased;
@@ -53,6 +66,21 @@ pub async fn run(
         metrics.set_queue_depth(uplink.len());
         let received_at = clock.now();
         let started = Instant::now();
+        let now = started.duration_since(started_at);
+        if let Some(unit) = decoder.unit_of(&message.topic)
+            && let Verdict::Drop { flagged } = throttle.check(&unit, now)
+        {
+            if flagged {
+                tracing::warn!(%unit, limit_per_s = limits.throttle.rate_per_s, "unit is flooding: its messages are dropped until it slows down");
+            }
+            let rate_per_s = limits.throttle.rate_per_s;
+            metrics.rejected(&message.topic, &Rejection::Throttled { unit, rate_per_s });
+            continue;
+        }
+        if now.saturating_sub(last_sweep) > SWEEP_EVERY {
+            throttle.forget_idle(now, SWEEP_EVERY);
+            last_sweep = now;
+        }
         let decoded = decoder.decode(&message.topic, &message.payload, units.as_ref());
         metrics.observe_decode(started.elapsed());
         match decoded {

@@ -244,9 +244,55 @@ async fn every_rule_counts_its_reason_and_the_next_good_message_lands() {
             "{reason}: the handset must not be cut off"
         );
     }
+    // `throttled` needs a unit over its rate: `a_flooding_unit_is_throttled_before_decoding`.
+    covered.insert("throttled");
     for reason in fieldlink_ingest::Rejection::REASONS {
         assert!(covered.contains(reason), "no case for {reason}");
     }
+}
+
+/// A unit over its rate (here 1 a second, bursts of 5) has the excess dropped before decoding
+/// and counted as `throttled`; another unit's message still lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_unit_is_throttled_before_decoding() {
+    let limits = fieldlink_ingest::Limits {
+        throttle: fieldlink_ingest::ThrottleConfig {
+            rate_per_s: 1,
+            burst: 5,
+        },
+        ..test_limits()
+    };
+    let (broker, mut ingest) = start_embedded_with(limits);
+    let p7 = Handset::unit(broker.listen_addr(), "p7", "s3cret-p7").await;
+    let bike = Handset::unit(broker.listen_addr(), "bike-2", "s3cret-b2").await;
+    let topic = ingest.topics.uplink(&unit("p7"), UplinkKind::Gps);
+    let started = std::time::Instant::now();
+    for i in 0..20u64 {
+        p7.publish(&topic, gps(&format!("f{i}"), "p7", vec![fix(i)]))
+            .await;
+    }
+    let bike_topic = ingest.topics.uplink(&unit("bike-2"), UplinkKind::Gps);
+    bike.publish(&bike_topic, gps("calm", "bike-2", vec![fix(1)]))
+        .await;
+    ingest
+        .next_where("the calm unit's fix", |r| is_gps(r, "calm"))
+        .await;
+    let metrics = ingest.metrics.clone();
+    eventually("all 20 counted", WAIT, || {
+        metrics.messages_total("gps") + metrics.rejected_total("throttled") == 21
+    })
+    .await;
+    // Five at once, plus one a second while they were sent.
+    let refill = started.elapsed().as_secs();
+    let passed = metrics.messages_total("gps") - 1;
+    assert!(
+        passed >= 5 && passed <= 5 + refill + 1,
+        "{passed} of p7's 20 passed"
+    );
+    assert_eq!(
+        ingest.sample("fieldlink_mqtt_rejected_total{reason=\"throttled\"}"),
+        (20 - passed) as f64
+    );
 }
 
 /// More than rumqttd's 200-message link buffer: proves the link answers `Unschedule`.

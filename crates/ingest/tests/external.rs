@@ -163,7 +163,7 @@ async fn an_unreachable_broker_is_retried_and_not_ready() {
         "http://x:1",
         "mqtt://:1883",
         "mqtt://host:port",
-        "mqtts://h:8883",
+        "mqtts://:8883",
     ] {
         let cfg = ExternalBrokerConfig {
             url: bad.into(),
@@ -173,4 +173,16 @@ async fn an_unreachable_broker_is_retried_and_not_ready() {
             .expect_err(bad);
         assert!(err.to_string().contains(bad), "{err}");
     }
+    // mqtts:// is TLS: a CA file that is not there is named in the error.
+    let cfg = ExternalBrokerConfig {
+        url: "mqtts://broker.example.org:8883".into(),
+        tls: fieldlink_tls::ClientTls {
+            ca_file: Some("no-such-ca.pem".into()),
+            identity: None,
+        },
+        ..Default::default()
+    };
+    let err = fieldlink_ingest::connect(&cfg, &topics, &metrics, CancellationToken::new())
+        .expect_err("a missing CA file");
+    assert!(err.to_string().contains("no-such-ca.pem"), "{err}");
 }

@@ -84,6 +84,20 @@ pub fn is_valid_unit_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+/// True when `s` may be an MQTT client id or username: not empty, and free of the topic
+/// wildcards `+` and `#`, of the level separator `/` and of control characters (C0, DEL, C1).
+///
+/// Brokers substitute usernames and client ids into ACL patterns (`%u`, `${username}`), and
+/// fieldlink puts unit ids into topics: an identity with these characters could widen a pattern
+/// or name another unit's topic. The embedded broker refuses such a CONNECT before it checks the
+/// credentials. Every [`UnitId`] passes (its alphabet is narrower).
+pub fn is_safe_mqtt_identity(s: &str) -> bool {
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| matches!(c, '+' | '#' | '/') || c.is_control())
+}
+
 impl fmt::Debug for UnitId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
@@ -374,11 +388,46 @@ mod tests {
         }
         assert!(UnitId::new("x".repeat(64)).is_ok());
         assert!(UnitId::new("x".repeat(65)).is_err());
+        for control in ["a\0b", "nl\n", "del\u{7f}", "c1\u{85}", "esc\u{1b}[0m"] {
+            assert!(UnitId::new(control).is_err(), "{control:?} must be refused");
+        }
         let t = Topics::default();
         assert_eq!(
             t.parse("fl/v1/u/a+b/gps"),
             Err(TopicError::BadUnitId("a+b".into()))
         );
+    }
+
+    #[test]
+    fn mqtt_identities_with_wildcards_separators_or_controls_are_unsafe() {
+        for bad in [
+            "",
+            "a+b",
+            "#",
+            "u/1",
+            "+",
+            "a\0",
+            "tab\t",
+            "nl\n",
+            "del\u{7f}",
+            "c1\u{9b}",
+        ] {
+            assert!(!is_safe_mqtt_identity(bad), "{bad:?} must be unsafe");
+        }
+        for good in [
+            "u000",
+            "patrol-7",
+            "fieldlink",
+            "ünit",
+            "a b",
+            "x".repeat(64).as_str(),
+        ] {
+            assert!(is_safe_mqtt_identity(good), "{good:?} is fine");
+        }
+        // Every valid unit id is a safe identity.
+        assert!(is_safe_mqtt_identity(
+            UnitId::new("u.0_a-b").expect("id").as_str()
+        ));
     }
 
     #[test]

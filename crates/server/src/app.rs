@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use fieldlink_clock::SharedClock;
 use fieldlink_ingest::{
-    Decoder, EmbeddedBroker, EmbeddedBrokerConfig, ExternalBrokerConfig, IngestMetrics, Limits,
-    Source,
+    BrokerTls, Decoder, EmbeddedBroker, EmbeddedBrokerConfig, ExternalBrokerConfig, IngestMetrics,
+    Limits, Source,
 };
 use fieldlink_location::Tracker;
 use fieldlink_store::{Store, StoreConfig};
@@ -103,6 +103,15 @@ impl Server {
     }
 }
 
+/// How fieldlink verifies an external broker over `mqtts://` (and proves who it is).
+fn external_tls(mqtt: &crate::config::MqttConfig) -> fieldlink_tls::ClientTls {
+    let path = |p: &std::path::PathBuf| Some(p.clone()).filter(|p| !p.as_os_str().is_empty());
+    fieldlink_tls::ClientTls {
+        ca_file: path(&mqtt.ca_file),
+        identity: path(&mqtt.client_cert).zip(path(&mqtt.client_key)),
+    }
+}
+
 /// Opens the configured store (creating the data directory for SQLite).
 pub async fn open_store(config: &Config) -> Result<Store> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -131,7 +140,14 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
             config.http.listen
         )
     })?;
-    if config.mqtt.embedded() {
+    let https = if config.http.tls {
+        let tls = fieldlink_tls::server_config(&config.tls.cert, &config.tls.key, &[b"http/1.1"])
+            .context("cannot serve HTTPS with the [tls] certificate")?;
+        Some(tokio_rustls::TlsAcceptor::from(tls))
+    } else {
+        None
+    };
+    if config.mqtt.embedded() && config.mqtt.plain {
         fieldlink_ingest::broker::check_port(config.mqtt.listen)?;
     }
     let store = open_store(&config).await?;
@@ -163,6 +179,12 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
                 .max_payload_bytes
                 .saturating_mul(BROKER_PAYLOAD_HEADROOM),
             uplink_queue: config.mqtt.uplink_queue,
+            plain: config.mqtt.plain,
+            tls: config.mqtt.tls_listen.map(|listen| BrokerTls {
+                listen,
+                cert: config.tls.cert.clone(),
+                key: config.tls.key.clone(),
+            }),
             ..EmbeddedBrokerConfig::default()
         };
         let auth = Arc::new(HandsetAuth(credentials.clone()));
@@ -173,7 +195,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
             &ingest_metrics,
             shutdown.clone(),
         )?;
-        (source, Some(broker), Some(config.mqtt.listen))
+        let addr = broker.listen_addr();
+        (source, Some(broker), Some(addr))
     } else {
         let external = ExternalBrokerConfig {
             url: config.mqtt.url.clone(),
@@ -181,6 +204,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
             username: Some(config.mqtt.username.clone()).filter(|s| !s.is_empty()),
             password: Some(config.mqtt.password.clone()).filter(|s| !s.is_empty()),
             uplink_queue: config.mqtt.uplink_queue,
+            tls: external_tls(&config.mqtt),
             ..ExternalBrokerConfig::default()
         };
         let source =
@@ -241,6 +265,10 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         Limits {
             max_payload_bytes: config.mqtt.max_payload_bytes,
             max_batch_fixes: config.mqtt.max_batch_fixes,
+            throttle: fieldlink_ingest::ThrottleConfig {
+                rate_per_s: config.mqtt.max_messages_per_s,
+                burst: config.mqtt.message_burst,
+            },
         },
     );
     let (received_tx, received_rx) = mpsc::channel(RECEIVED_QUEUE);
@@ -291,7 +319,11 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         let state = state.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = http::serve(listener, state, shutdown).await {
+            let served = match https {
+                Some(acceptor) => http::serve_tls(listener, acceptor, state, shutdown).await,
+                None => http::serve(listener, state, shutdown).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "the HTTP server stopped");
             }
         });

@@ -26,6 +26,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The HTTP API.
     pub http: HttpConfig,
+    /// The server's TLS certificate (HTTPS/WSS, the embedded broker's TLS listener).
+    pub tls: TlsSection,
     /// The MQTT side: embedded broker or an external one.
     pub mqtt: MqttConfig,
     /// The store.
@@ -57,6 +59,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             http: HttpConfig::default(),
+            tls: TlsSection::default(),
             mqtt: MqttConfig::default(),
             store: StoreSection::default(),
             location: LocationConfig::default(),
@@ -79,13 +82,33 @@ impl Default for Config {
 pub struct HttpConfig {
     /// Listen address of the HTTP API (health, metrics, queries).
     pub listen: SocketAddr,
+    /// HTTPS and WSS on `listen`, with the `[tls]` certificate; plain HTTP is then off.
+    pub tls: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tls: false,
         }
+    }
+}
+
+/// `[tls]`: the certificate fieldlink presents (PEM files; `fieldlink certs dev` makes some).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate chain, leaf first (PEM). Empty: no TLS listener can be configured.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+impl TlsSection {
+    /// True when a certificate and key are configured.
+    pub fn configured(&self) -> bool {
+        !self.cert.as_os_str().is_empty() && !self.key.as_os_str().is_empty()
     }
 }
 
@@ -95,8 +118,21 @@ impl Default for HttpConfig {
 pub struct MqttConfig {
     /// Empty: run the embedded broker on `listen`. `mqtt://host:port`: use that broker instead.
     pub url: String,
-    /// Listen address of the embedded broker.
+    /// Listen address of the embedded broker's plain-text listener (see `plain`).
     pub listen: SocketAddr,
+    /// Whether the embedded broker listens in plain text on `listen`. Turn it off when
+    /// `tls_listen` is set and every handset speaks TLS.
+    pub plain: bool,
+    /// The embedded broker's TLS listener (MQTT over TLS, usually port 8883), with the `[tls]`
+    /// certificate. `None`: no TLS listener.
+    pub tls_listen: Option<SocketAddr>,
+    /// External broker over `mqtts://`: the CA file (PEM) its certificate must chain to.
+    /// Empty: the system's trusted roots.
+    pub ca_file: PathBuf,
+    /// External broker: a client certificate (PEM) for brokers that ask for one. Empty: none.
+    pub client_cert: PathBuf,
+    /// External broker: the client certificate's key (PEM).
+    pub client_key: PathBuf,
     /// Client id fieldlink uses on an external broker.
     pub client_id: String,
     /// Username on an external broker (empty: none).
@@ -113,6 +149,11 @@ pub struct MqttConfig {
     pub max_batch_fixes: usize,
     /// Most simultaneous MQTT connections on the embedded broker.
     pub max_connections: usize,
+    /// Messages one unit may send per second, sustained; beyond it (and `message_burst`) its
+    /// messages are dropped and counted as `throttled`. 0: no limit.
+    pub max_messages_per_s: u32,
+    /// Messages one unit may send at once above `max_messages_per_s`.
+    pub message_burst: u32,
     /// Messages waiting between the broker and the decoder; when full, the broker link waits.
     pub uplink_queue: usize,
 }
@@ -122,6 +163,11 @@ impl Default for MqttConfig {
         MqttConfig {
             url: String::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            plain: true,
+            tls_listen: None,
+            ca_file: PathBuf::new(),
+            client_cert: PathBuf::new(),
+            client_key: PathBuf::new(),
             client_id: "fieldlink".into(),
             username: String::new(),
             password: String::new(),
@@ -130,6 +176,8 @@ impl Default for MqttConfig {
             max_payload_bytes: 64 * 1024,
             max_batch_fixes: 1000,
             max_connections: 20_000,
+            max_messages_per_s: 20,
+            message_burst: 100,
             uplink_queue: 10_000,
         }
     }
@@ -352,6 +400,45 @@ impl Config {
         Ok(config)
     }
 
+    /// Problems with the TLS keys: listeners that need a certificate, files that are missing.
+    fn tls_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let wants_cert = self.http.tls || (self.mqtt.embedded() && self.mqtt.tls_listen.is_some());
+        if wants_cert && !self.tls.configured() {
+            problems.push(
+                "http.tls or mqtt.tls_listen needs a certificate: set tls.cert and tls.key (PEM files; `fieldlink certs dev` makes some for trying)".to_owned(),
+            );
+        }
+        if self.mqtt.embedded() && !self.mqtt.plain && self.mqtt.tls_listen.is_none() {
+            problems.push(
+                "mqtt.plain = false leaves the embedded broker no listener: set mqtt.tls_listen too".to_owned(),
+            );
+        }
+        if self.mqtt.client_cert.as_os_str().is_empty()
+            != self.mqtt.client_key.as_os_str().is_empty()
+        {
+            problems.push(
+                "mqtt.client_cert and mqtt.client_key go together: set both or neither".to_owned(),
+            );
+        }
+        let files = [
+            ("tls.cert", &self.tls.cert),
+            ("tls.key", &self.tls.key),
+            ("mqtt.ca_file", &self.mqtt.ca_file),
+            ("mqtt.client_cert", &self.mqtt.client_cert),
+            ("mqtt.client_key", &self.mqtt.client_key),
+        ];
+        for (key, file) in files {
+            if !file.as_os_str().is_empty() && !file.is_file() {
+                problems.push(format!(
+                    "{key}: {} is not a readable file (paths are relative to the working directory)",
+                    file.display()
+                ));
+            }
+        }
+        problems
+    }
+
     /// Checks what serde cannot: every problem at once.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut problems = Vec::new();
@@ -360,12 +447,16 @@ impl Config {
         }
         if !self.mqtt.embedded() {
             let url = self.mqtt.url.trim();
-            if !(url.starts_with("mqtt://") || url.starts_with("tcp://")) {
+            if !(url.starts_with("mqtt://")
+                || url.starts_with("tcp://")
+                || url.starts_with("mqtts://"))
+            {
                 problems.push(format!(
-                    "mqtt.url {url:?} must look like mqtt://host:port (or be empty to run the embedded broker)"
+                    "mqtt.url {url:?} must look like mqtt://host:port or mqtts://host:port (or be empty to run the embedded broker)"
                 ));
             }
         }
+        problems.extend(self.tls_problems());
         for (name, value) in [
             ("mqtt.max_payload_bytes", self.mqtt.max_payload_bytes),
             ("mqtt.max_batch_fixes", self.mqtt.max_batch_fixes),

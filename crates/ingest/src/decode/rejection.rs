@@ -98,11 +98,19 @@ pub enum Rejection {
     /// An OwnTracks message sealed with payload encryption, which is not supported yet.
     #[error("OwnTracks payload encryption is not supported yet: turn it off in the app")]
     EncryptedUnsupported,
+    /// The unit sends faster than its rate limit (`mqtt.max_messages_per_s`); dropped unread.
+    #[error("unit {unit} sends more than {rate_per_s} messages a second; dropped")]
+    Throttled {
+        /// The flooding unit.
+        unit: UnitId,
+        /// Its limit.
+        rate_per_s: u32,
+    },
 }
 
 impl Rejection {
     /// Every [`Rejection::reason`], for metrics.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 13] = [
         "bad_topic",
         "not_uplink",
         "too_large",
@@ -115,6 +123,7 @@ impl Rejection {
         "batch_too_large",
         "ignored_type",
         "encrypted_unsupported",
+        "throttled",
     ];
 
     /// The metric label (`fieldlink_mqtt_rejected_total{reason}`).
@@ -132,6 +141,7 @@ impl Rejection {
             Rejection::BatchTooLarge { .. } => "batch_too_large",
             Rejection::IgnoredType { .. } => "ignored_type",
             Rejection::EncryptedUnsupported => "encrypted_unsupported",
+            Rejection::Throttled { .. } => "throttled",
         }
     }
 

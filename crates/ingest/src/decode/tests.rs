@@ -16,6 +16,7 @@ fn setup() -> (Decoder, HashSet<UnitId>) {
     let limits = Limits {
         max_payload_bytes: 4096,
         max_batch_fixes: 3,
+        ..Limits::default()
     };
     let units = HashSet::from([unit("p7"), unit("bike-2")]);
     (Decoder::new(Topics::default(), limits), units)

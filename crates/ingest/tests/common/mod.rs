@@ -91,6 +91,12 @@ pub fn test_limits() -> Limits {
     Limits {
         max_payload_bytes: 2048,
         max_batch_fixes: 5,
+        // Off: these tests send bursts on purpose. `a_flooding_unit_is_throttled_before_decoding`
+        // turns it on.
+        throttle: fieldlink_ingest::ThrottleConfig {
+            rate_per_s: 0,
+            burst: 0,
+        },
     }
 }
 
@@ -108,8 +114,20 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Wires `source` to the pipeline.
+    /// Wires `source` to the pipeline with the test limits.
     pub fn run(
+        topics: Topics,
+        registry: Registry,
+        metrics: IngestMetrics,
+        source: Source,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self::run_with(test_limits(), topics, registry, metrics, source, shutdown)
+    }
+
+    /// Wires `source` to the pipeline with `limits`.
+    pub fn run_with(
+        limits: Limits,
         topics: Topics,
         registry: Registry,
         metrics: IngestMetrics,
@@ -121,7 +139,7 @@ impl Ingest {
         let (sink, received) = mpsc::channel(256);
         let pipeline = tokio::spawn(fieldlink_ingest::run(
             source.uplink,
-            Decoder::new(topics.clone(), test_limits()),
+            Decoder::new(topics.clone(), limits),
             Arc::new(active_units()),
             shared,
             metrics.clone(),
@@ -166,6 +184,11 @@ impl Ingest {
 
 /// Starts the embedded broker on a free port with the test credentials, and the pipeline.
 pub fn start_embedded() -> (EmbeddedBroker, Ingest) {
+    start_embedded_with(test_limits())
+}
+
+/// [`start_embedded`] with the pipeline's `limits`.
+pub fn start_embedded_with(limits: Limits) -> (EmbeddedBroker, Ingest) {
     let topics = unique_topics();
     let mut registry = Registry::default();
     let metrics = IngestMetrics::register(&mut registry);
@@ -184,7 +207,7 @@ pub fn start_embedded() -> (EmbeddedBroker, Ingest) {
     .expect("embedded broker starts");
     (
         broker,
-        Ingest::run(topics, registry, metrics, source, shutdown),
+        Ingest::run_with(limits, topics, registry, metrics, source, shutdown),
     )
 }
 
