@@ -1,7 +1,9 @@
-//! The command line: `fieldlink [serve]`, `fieldlink units ...`, `fieldlink tokens ...`.
+//! The command line: `fieldlink [serve]`, `fieldlink units ...`, `fieldlink tokens ...`,
+//! `fieldlink sim`, `fieldlink demo`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -62,6 +64,144 @@ pub enum Command {
     /// Manage API tokens (admin, dispatcher, viewer).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Simulated responders against a running fieldlink: registers them through its API, then
+    /// moves them and answers their work orders in real time until Ctrl-C.
+    Sim(SimArgs),
+    /// See fieldlink running: a server of its own, 200 simulated responders and a stream of
+    /// incidents dispatched to them, reported on the terminal until Ctrl-C.
+    Demo(DemoArgs),
+    /// TLS certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+/// `fieldlink certs ...`
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make a local CA, a server certificate and a client certificate for trying TLS (written
+    /// to DATA/certs, or --dir), and print the settings that use them.
+    Dev {
+        /// Where to write them. Default: the data directory's `certs/`.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Host names or addresses the server certificate is for (repeat, or comma separated).
+        /// Default: localhost, 127.0.0.1, ::1.
+        #[arg(long = "host", value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Days the certificates are valid.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+}
+
+/// `fieldlink sim ...`
+#[derive(Debug, Args, Clone)]
+pub struct SimArgs {
+    /// The fieldlink HTTP API the units are registered with.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The MQTT broker the handsets connect to, host:port.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub broker: String,
+    /// An admin API token (creates units and renews their secrets). Not `FIELDLINK_*`: those
+    /// variables are config keys.
+    #[arg(long, env = "FL_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// How many responders.
+    #[arg(long, default_value_t = 200)]
+    pub units: usize,
+    /// Unit ids are this prefix and a number: sim000, sim001, ...
+    #[arg(long, default_value = "sim")]
+    pub prefix: String,
+    /// Seed of every random choice: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Time between two fixes of one responder (and between two simulation steps), e.g. 1s, 500ms.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub rate: Duration,
+    /// The area they patrol: min_lat,min_lon,max_lat,max_lon (default: Shangcheng, Hangzhou).
+    #[arg(long, value_parser = parse_bbox)]
+    pub bbox: Option<fieldlink_sim::Bbox>,
+    /// Only move and answer orders: no heartbeats, push-to-talk, video, field reports, breaks
+    /// or coverage losses.
+    #[arg(long)]
+    pub orders_only: bool,
+    /// How often progress is printed.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub progress_every: Duration,
+}
+
+/// `fieldlink demo ...`
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// How many simulated responders.
+    #[arg(long, default_value_t = 200)]
+    pub units: usize,
+    /// Seed of every random choice (responders and incidents).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A new incident about this often (each gap is drawn between 2/3 and 4/3 of it).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub incident_every: Duration,
+    /// How long responders take to answer an order, e.g. 5s-40s.
+    #[arg(long, default_value = "5s-40s", value_parser = parse_range)]
+    pub accept_delay: (Duration, Duration),
+    /// How often the live SLA figures are printed.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub sla_every: Duration,
+    /// Stop after this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// `1s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 1s, 500ms, 2m or 1h"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?} is not a duration like 1s, 500ms, 2m or 1h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration like 1s, 500ms, 2m or 1h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `5s-40s`: a range of durations, the shorter first.
+pub fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not a range like 5s-40s"))?;
+    let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+    if lo > hi {
+        return Err(format!(
+            "{s:?}: the first duration must not be longer than the second"
+        ));
+    }
+    Ok((lo, hi))
+}
+
+/// `min_lat,min_lon,max_lat,max_lon`.
+pub fn parse_bbox(s: &str) -> Result<fieldlink_sim::Bbox, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{s:?} is not min_lat,min_lon,max_lat,max_lon"))?;
+    let [a, b, c, d] = v[..] else {
+        return Err(format!("{s:?} is not min_lat,min_lon,max_lat,max_lon"));
+    };
+    fieldlink_sim::Bbox::new(a, b, c, d).map_err(|e| e.to_string())
 }
 
 /// `fieldlink units ...`

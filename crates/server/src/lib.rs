@@ -13,14 +13,18 @@
 //! - [`http`]: the HTTP API; [`metrics`]: the server's metrics; [`telemetry`]: logging.
 //! - [`zones`]: geofences and grids: loading (store and config files), members, zone events.
 //! - [`state`]: what the handlers and tasks share.
+//! - [`sim`]: `fieldlink sim`, simulated responders against a running server; [`demo`]:
+//!   `fieldlink demo`, a server, a simulated crew and a stream of incidents in one process.
 //!
 //! `src/main.rs` is the thin binary around these.
 
 pub mod admin;
 pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod demo;
 pub mod dispatch;
 pub mod http;
 pub mod intercom;
@@ -30,6 +34,7 @@ pub mod provision;
 pub mod push;
 pub mod retention;
 pub mod service_loop;
+pub mod sim;
 pub mod state;
 pub mod telemetry;
 pub mod uplink;

@@ -7,18 +7,25 @@ use std::time::Duration;
 
 use clap::Parser;
 use fieldlink_clock::SystemClock;
-use fieldlink_server::cli::{Cli, Command};
-use fieldlink_server::{Config, admin, telemetry};
+use fieldlink_server::cli::{CertsCommand, Cli, Command};
+use fieldlink_server::{Config, admin, certs, demo, sim, telemetry};
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.global.config.as_deref(), &cli.global.overrides()) {
+    let mut config = match Config::load(cli.global.config.as_deref(), &cli.global.overrides()) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("fieldlink cannot start: {errors}");
             return ExitCode::from(2);
         }
     };
+    // sim and demo talk to the operator on the terminal: only warnings and errors are logged
+    // there, unless RUST_LOG asks for more.
+    if matches!(cli.command, Some(Command::Sim(_) | Command::Demo(_))) {
+        // rumqttd reports every closed connection as an error: not news on this terminal.
+        config.log.level = "warn,rumqttd=off".to_owned();
+    }
     telemetry::init(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -32,6 +39,11 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Units(cmd) => admin::units(&config, cmd).await,
             Command::Tokens(cmd) => admin::tokens(&config, cmd).await,
+            Command::Sim(args) => sim::run(&config, args, stop_on_signal()?).await,
+            Command::Demo(args) => demo::run(config, &cli.global, args, stop_on_signal()?).await,
+            Command::Certs(CertsCommand::Dev { dir, hosts, days }) => {
+                certs::dev(&config, dir, hosts, days)
+            }
         }
     });
     match result {
@@ -63,6 +75,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server.run_until_stopped(grace).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A token cancelled at the first Ctrl-C or SIGTERM; the second one ends the process at once.
+fn stop_on_signal() -> anyhow::Result<CancellationToken> {
+    let mut signals = Signals::install()?;
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        signals.next().await;
+        eprintln!("stopping (press Ctrl-C again to force)");
+        token.cancel();
+        signals.next().await;
+        std::process::exit(130);
+    });
+    Ok(stop)
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, registered once.

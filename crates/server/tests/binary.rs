@@ -195,3 +195,39 @@ fn a_taken_port_stops_the_first_start_before_any_credentials_are_created() {
         "nothing is created when the start fails on a port"
     );
 }
+
+#[test]
+fn certs_dev_writes_a_ca_and_certificates_and_says_how_to_use_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = fieldlink()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["certs", "dev", "--host", "localhost,fieldlink.lan"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in ["ca.pem", "server.pem", "FIELDLINK_HTTP__TLS=true", "fieldlink.lan"] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let certs = dir.path().join("certs");
+    for file in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"] {
+        let pem = std::fs::read_to_string(certs.join(file)).expect(file);
+        assert!(pem.starts_with("-----BEGIN "), "{file}: {pem}");
+    }
+}
+
+#[test]
+fn tls_without_a_certificate_is_a_config_error_in_words() {
+    let out = fieldlink()
+        .args(["--http", "127.0.0.1:0"])
+        .env("FIELDLINK_HTTP__TLS", "true")
+        .env("FIELDLINK_MQTT__PLAIN", "false")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in ["tls.cert and tls.key", "fieldlink certs dev", "mqtt.tls_listen too"] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}

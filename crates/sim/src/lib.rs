@@ -11,16 +11,22 @@
 //!   Shangcheng district, Hangzhou) at the speed of a unit on foot, on an e-bike or in a car. No I/O.
 //! - [`fleet`]: N handsets connected with bounded concurrency, each publishing fixes along its route
 //!   at an interval, with counters, the last published position per unit, and a clean stop.
+//! - [`responder`]: one responder as a pure state machine (no I/O, time passed in, seeded):
+//!   receipts, human-like acceptance delays, declines and silence, travel to the scene, arrival,
+//!   resolution, cancel and reassignment, heartbeats, duty status, push-to-talk, video, field
+//!   reports, SOS, coverage losses with buffered batches.
+//! - [`crew`]: N responders over real handsets, stepped on the clock ([`Crew::step`], for tests on
+//!   a manual clock) or in real time ([`Crew::run`], for `fieldlink sim` and `fieldlink demo`).
 //!
 //! # Not here yet
 //!
-//! Issue 7 grows this crate into responders with behaviour: heartbeats and duty status, PTT bursts,
-//! video streams and field reports, going offline and sending buffered batches, answering work
-//! orders (receipts, human-like acceptance delays, moving to the scene, arrival and resolution), a
-//! `fieldlink sim` subcommand with progress on the terminal, and the load benchmark.
+//! Orders over WebSocket (`/ws/handset`): the crew receives them over MQTT only. The load
+//! benchmark of issue 7 is built elsewhere on [`fleet`].
 
+pub mod crew;
 pub mod fleet;
 pub mod handset;
+pub mod responder;
 pub mod route;
 
 use std::time::Duration;
@@ -28,9 +34,11 @@ use std::time::Duration;
 use fieldlink_proto::UnitId;
 use thiserror::Error;
 
+pub use crew::{Crew, CrewConfig, CrewStats, CrewStatsHandle, StepReport, kind_for};
 pub use fleet::{Fleet, FleetConfig, FleetStats, PublishedFix};
 pub use handset::{Handset, HandsetConfig};
-pub use route::{Bbox, Route, RoutePoint, UnitKind};
+pub use responder::{Action, Answer, Behaviour, Responder, ResponderState, Tally};
+pub use route::{Bbox, Route, RoutePoint, SplitMix64, UnitKind};
 pub use rumqttc::QoS;
 
 /// What can go wrong when a simulated handset talks to a broker.

@@ -16,7 +16,7 @@ pub const BLOCK_M: f64 = 150.0;
 /// Legs in a route before it turns back.
 pub const LEGS: usize = 48;
 /// Metres per degree of latitude (mean Earth radius 6,371,008.8 m).
-const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
+pub(crate) const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
 
 /// A latitude/longitude box, WGS-84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +62,20 @@ impl Bbox {
         (self.min_lat..=self.max_lat).contains(&lat) && (self.min_lon..=self.max_lon).contains(&lon)
     }
 
+    /// The south-west and north-east corners: `(min_lat, min_lon, max_lat, max_lon)`.
+    pub fn corners(&self) -> (f64, f64, f64, f64) {
+        (self.min_lat, self.min_lon, self.max_lat, self.max_lon)
+    }
+
+    /// The point at fractions `fy` of the height (from the south) and `fx` of the width (from
+    /// the west), each clamped to 0..=1: `(lat, lon)`.
+    pub fn point_at(&self, fy: f64, fx: f64) -> (f64, f64) {
+        (
+            self.min_lat + (self.max_lat - self.min_lat) * fy.clamp(0.0, 1.0),
+            self.min_lon + (self.max_lon - self.min_lon) * fx.clamp(0.0, 1.0),
+        )
+    }
+
     /// Metres per degree of longitude at the box's middle latitude.
     fn m_per_deg_lon(&self) -> f64 {
         M_PER_DEG * ((self.min_lat + self.max_lat) / 2.0).to_radians().cos()
@@ -86,6 +100,16 @@ pub enum UnitKind {
 }
 
 impl UnitKind {
+    /// The unit type the server knows it by (`type` in `POST /api/v1/units`, `--type` of
+    /// `fieldlink units add`).
+    pub fn api_type(self) -> &'static str {
+        match self {
+            UnitKind::OnFoot => "on_foot",
+            UnitKind::EBike => "e_bike",
+            UnitKind::Car => "car",
+        }
+    }
+
     /// Travel speed, metres per second.
     pub fn speed_mps(self) -> f64 {
         match self {
@@ -123,6 +147,17 @@ pub struct Route {
 impl Route {
     /// A route for `seed` inside `bbox` at `speed_mps`.
     pub fn new(seed: u64, bbox: Bbox, speed_mps: f64) -> Route {
+        Route::build(seed, bbox, speed_mps, None)
+    }
+
+    /// A route for `seed` that starts exactly at `(lat, lon)`: a short first leg to the nearest
+    /// grid node, then the seeded walk from there. A responder back on patrol after a job uses
+    /// it, so its track does not jump.
+    pub fn starting_at(seed: u64, bbox: Bbox, speed_mps: f64, lat: f64, lon: f64) -> Route {
+        Route::build(seed, bbox, speed_mps, Some((lat, lon)))
+    }
+
+    fn build(seed: u64, bbox: Bbox, speed_mps: f64, start: Option<(f64, f64)>) -> Route {
         let width = (bbox.max_lon - bbox.min_lon) * bbox.m_per_deg_lon();
         let height = (bbox.max_lat - bbox.min_lat) * M_PER_DEG;
         // At least a 2 x 2 grid, however small the box.
@@ -135,6 +170,19 @@ impl Route {
         );
         let mut rng = SplitMix64(seed);
         let mut at = (rng.below(nx as u64) as i64, rng.below(ny as u64) as i64);
+        // The exact start, metres east and north of the south-west corner, and its nearest node.
+        let start_m = start.map(|(lat, lon)| {
+            (
+                (lon - bbox.min_lon) * bbox.m_per_deg_lon(),
+                (lat - bbox.min_lat) * M_PER_DEG,
+            )
+        });
+        if let Some((east, north)) = start_m {
+            let node = |v: f64, origin: f64, n: i64| {
+                (((v - origin) / block).round() as i64).clamp(0, n - 1)
+            };
+            at = (node(east, origin.0, nx), node(north, origin.1, ny));
+        }
         let mut nodes = vec![at];
         let mut last_dir: Option<(i64, i64)> = None;
         while nodes.len() <= LEGS {
@@ -152,9 +200,13 @@ impl Route {
             nodes.push(at);
             last_dir = Some(dir);
         }
-        let points: Vec<(f64, f64)> = nodes
-            .iter()
-            .map(|&(x, y)| (origin.0 + x as f64 * block, origin.1 + y as f64 * block))
+        let points: Vec<(f64, f64)> = start_m
+            .into_iter()
+            .chain(
+                nodes
+                    .iter()
+                    .map(|&(x, y)| (origin.0 + x as f64 * block, origin.1 + y as f64 * block)),
+            )
             .collect();
         let mut cumulative = vec![0.0];
         for w in points.windows(2) {
@@ -224,13 +276,14 @@ fn inside(x: i64, y: i64, nx: i64, ny: i64) -> bool {
     (0..nx).contains(&x) && (0..ny).contains(&y)
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and its stream is fixed forever.
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and its stream is fixed forever. Public so
+/// that drivers (the demo's incident generator) draw from the same kind of seeded stream.
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(pub(crate) u64);
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
     /// The next 64 random bits.
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -239,7 +292,7 @@ impl SplitMix64 {
     }
 
     /// A number in `0..n` (`n > 0`; the modulo bias is irrelevant at these sizes).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
 }
