@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Label of `fieldlink_fixes_total`.
@@ -34,6 +35,31 @@ pub struct ServiceLabel {
     pub service: &'static str,
 }
 
+/// `fieldlink_fix_index_latency_seconds`: a fix's age when it lands in the location index.
+///
+/// Observed once per fix that became its unit's latest position: the server's clock at that
+/// moment minus the fix time the handset stamped (`GpsFix.fix_time_ms`, OwnTracks `tst`). It
+/// therefore holds the whole uplink path (handset → broker → ingest → location core) plus the
+/// handset's clock offset and any time a fix spent buffered on the handset (a batch sent after a
+/// signal loss is old on arrival). Negative ages (a handset clock ahead) count in the first
+/// bucket. Buckets: 0.25 ms × 1.5ⁿ, n = 0..27 (up to about 14 s), then `+Inf`.
+#[derive(Debug, Clone)]
+pub struct FixIndexLatency(pub Histogram);
+
+impl Default for FixIndexLatency {
+    fn default() -> Self {
+        FixIndexLatency(Histogram::new(exponential_buckets(0.000_25, 1.5, 28)))
+    }
+}
+
+impl FixIndexLatency {
+    /// Records one fix indexed at `now_ms` whose fix time is `fix_ms` (both ms since the epoch).
+    pub fn observe(&self, fix_ms: i64, now_ms: i64) {
+        self.0
+            .observe(now_ms.saturating_sub(fix_ms).max(0) as f64 / 1000.0);
+    }
+}
+
 /// Metrics of the server crate.
 #[derive(Debug, Clone, Default)]
 pub struct ServerMetrics {
@@ -41,6 +67,8 @@ pub struct ServerMetrics {
     pub auth_refused: Counter,
     /// Fixes by what became of them in the location core.
     pub fixes: Family<OutcomeLabel, Counter>,
+    /// Age of each fix when it landed in the location index (fix time → indexed).
+    pub fix_index_latency: FixIndexLatency,
     /// Units whose presence is online.
     pub units_online: Gauge,
     /// Track-history rows written to the store.
@@ -102,6 +130,11 @@ impl ServerMetrics {
             "fieldlink_fixes",
             "Position fixes by outcome: accepted, out_of_order, or the filter that rejected them",
             m.fixes.clone(),
+        );
+        registry.register(
+            "fieldlink_fix_index_latency_seconds",
+            "Age of a fix when it became its unit's latest position in the location index: server clock minus the handset's fix time",
+            m.fix_index_latency.0.clone(),
         );
         registry.register(
             "fieldlink_units_online",

@@ -189,6 +189,8 @@ fn apply_fix(state: &AppState, pending: &PendingWrites, unit: &str, fix: Fix, no
     }
     crate::zones::record_events(state, &outcome.zone_events);
     if outcome.latest_updated {
+        (state.metrics.fix_index_latency)
+            .observe(fix.fix_time.as_millis(), state.clock.now().as_millis());
         crate::push::position(state, unit, &fix, None);
         state.dispatch.input(Input::Fix {
             unit: DUnit(unit.to_owned()),
