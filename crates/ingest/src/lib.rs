@@ -41,8 +41,8 @@ pub use decode::{Decoder, Envelope, Limits, Rejection, UnitDirectory, Uplink};
 pub use external::{ExternalBrokerConfig, connect};
 pub use metrics::IngestMetrics;
 pub use pipeline::{Received, run};
-pub use throttle::{Throttle, ThrottleConfig, Verdict};
 pub use source::{Downlink, RawMessage, Source, SourceWorker};
+pub use throttle::{Throttle, ThrottleConfig, Verdict};
 
 /// What can go wrong starting, running or publishing through the MQTT side.
 #[derive(Debug, Error)]

@@ -348,7 +348,10 @@ mod tests {
         assert!(!guard.accept(a), "the same counter twice");
         assert!(guard.accept(c));
         assert!(!guard.accept(b), "an older counter after a newer one");
-        assert!(!CounterGuard::starting_at(c).accept(c), "restored after a restart");
+        assert!(
+            !CounterGuard::starting_at(c).accept(c),
+            "restored after a restart"
+        );
     }
 
     #[test]

@@ -207,11 +207,22 @@ fn certs_dev_writes_a_ca_and_certificates_and_says_how_to_use_them() {
         .expect("runs");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    for expected in ["ca.pem", "server.pem", "FIELDLINK_HTTP__TLS=true", "fieldlink.lan"] {
+    for expected in [
+        "ca.pem",
+        "server.pem",
+        "FIELDLINK_HTTP__TLS=true",
+        "fieldlink.lan",
+    ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
     let certs = dir.path().join("certs");
-    for file in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"] {
+    for file in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ] {
         let pem = std::fs::read_to_string(certs.join(file)).expect(file);
         assert!(pem.starts_with("-----BEGIN "), "{file}: {pem}");
     }
@@ -227,7 +238,11 @@ fn tls_without_a_certificate_is_a_config_error_in_words() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for expected in ["tls.cert and tls.key", "fieldlink certs dev", "mqtt.tls_listen too"] {
+    for expected in [
+        "tls.cert and tls.key",
+        "fieldlink certs dev",
+        "mqtt.tls_listen too",
+    ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
