@@ -219,6 +219,7 @@ async fn drive(
         args.sla_every.max(Duration::from_secs(1)),
     );
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut last_sla = tokio::time::Instant::now();
     loop {
         let until_end = async {
             match deadline {
@@ -234,11 +235,17 @@ async fn drive(
                 next_incident = tokio::time::Instant::now() + gap(&mut rng);
             }
             _ = watch.tick() => story.watch().await,
-            _ = sla.tick() => story.sla().await,
+            _ = sla.tick() => {
+                story.sla().await;
+                last_sla = tokio::time::Instant::now();
+            }
         }
     }
     story.watch().await;
-    story.sla().await;
+    // The figures once more at the end, unless they were just printed.
+    if last_sla.elapsed() > Duration::from_secs(1) {
+        story.sla().await;
+    }
     story.say("Stopping the demo ...".to_owned());
     crew_stop.cancel();
     match crew_task.await {
