@@ -76,14 +76,15 @@
 //!
 //! Measured figures, the soak curve and the profile of the top step: `docs/benchmarks.md`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use fieldlink_clock::{SharedClock, SystemClock};
@@ -93,7 +94,6 @@ use fieldlink_ingest::{
 use fieldlink_proto::{Topics, UnitId, v1};
 use fieldlink_server::Config;
 use fieldlink_server::config::MqttConfig;
-use fieldlink_server::metrics::OutcomeLabel;
 use fieldlink_server::provision::add_token;
 use fieldlink_server::state::AppState;
 use fieldlink_sim::{Fleet, FleetConfig, Handset, HandsetConfig};
@@ -104,6 +104,10 @@ use sqlx::{Connection, QueryBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
+
+use common::{
+    accepted, cpu_secs, env_string, env_usize, free_port, loadavg, mib, rss_bytes, to_hex, wall_ms,
+};
 
 const ROLE_ENV: &str = "FIELDLINK_LOAD_BENCH_ROLE";
 const TARGET_ENV: &str = "FIELDLINK_LOAD_BENCH_TARGET";
@@ -123,8 +127,6 @@ const TARGETS: [&str; 4] = [
 const INSERT_CHUNK: usize = 1000;
 /// Latency histogram range of the baselines, ms (1 ms buckets; the last holds everything above).
 const HIST_MS: usize = 120_000;
-/// Linux USER_HZ: the unit of utime/stime in `/proc/<pid>/stat` (`getconf CLK_TCK`).
-const USER_HZ: f64 = 100.0;
 /// Where the click handsets stand: about 20 km north-east of Shangcheng, 5 km apart, so that
 /// they are the nearest responders to an incident next to them whatever the fleet does.
 const PROBES: [(f64, f64); 2] = [(30.42, 120.36), (30.42, 120.41)];
@@ -133,22 +135,11 @@ const CLICK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The histogram fieldlink's fix→index latency is read from.
 const LATENCY_METRIC: &str = "fieldlink_fix_index_latency_seconds_bucket";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
-}
-
-fn env_string(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set"))
 }
 
 fn steps() -> Vec<usize> {
@@ -168,54 +159,8 @@ fn soak_minutes() -> f64 {
     env_f64("FIELDLINK_LOAD_SOAK_MIN", 10.0)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
 fn unit_id(i: usize) -> String {
     format!("load-{i:06}")
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// CPU seconds (user + system, all threads) of a process so far.
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
-}
-
-/// Resident set size of a process, bytes.
-fn rss_bytes(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn main() -> Result<()> {
@@ -1181,16 +1126,6 @@ struct Mark {
     dropped: f64,
     /// Fixes the location core did not take as latest (filters, out of order).
     not_accepted: f64,
-}
-
-fn accepted(state: &AppState) -> u64 {
-    state
-        .metrics
-        .fixes
-        .get_or_create(&OutcomeLabel {
-            outcome: "accepted",
-        })
-        .get()
 }
 
 async fn mark(system: &System, fleets: &mut Fleets, mosquitto: Option<&Mosquitto>) -> Mark {

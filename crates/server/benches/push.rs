@@ -48,21 +48,21 @@
 //! saturated machine inflates latency for reasons outside the server (the client process's own
 //! backlog counts in "publish → receipt").
 
+mod common;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use fieldlink_clock::{SharedClock, SystemClock};
 use fieldlink_proto::{Topics, UnitId, UplinkKind};
 use fieldlink_server::Config;
-use fieldlink_server::metrics::OutcomeLabel;
 use fieldlink_server::provision::add_token;
 use fieldlink_server::state::AppState;
 use fieldlink_sim::{Fleet, FleetConfig};
@@ -77,6 +77,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use common::{
+    accepted, cpu_secs, env_string, env_usize, free_port, loadavg, mib, rss_bytes, to_hex, wall_ms,
+};
 
 const ROLE_ENV: &str = "FIELDLINK_PUSH_BENCH_ROLE";
 const HTTP_ENV: &str = "FIELDLINK_PUSH_BENCH_HTTP";
@@ -99,15 +103,6 @@ const INSERT_CHUNK: usize = 1000;
 const WS_CONNECT_CONCURRENCY: usize = 32;
 /// Latency histogram range, ms (1 ms buckets; the last one holds everything above).
 const HIST_MS: usize = 120_000;
-/// Linux USER_HZ: the unit of utime/stime in `/proc/<pid>/stat` (`getconf CLK_TCK`).
-const USER_HZ: f64 = 100.0;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -116,36 +111,8 @@ fn env_f64(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-fn env_string(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
 fn unit_id(i: usize) -> String {
     format!("bench-{i:06}")
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The clients' bbox: a `km` × `km` square centred on the district, `[min_lon, min_lat,
@@ -167,30 +134,6 @@ fn district_bbox(km: f64) -> [f64; 4] {
 
 fn in_bbox(b: &[f64; 4], lat: f64, lon: f64) -> bool {
     (b[0]..=b[2]).contains(&lon) && (b[1]..=b[3]).contains(&lat)
-}
-
-/// CPU seconds (user + system, all threads) of a process so far.
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: the fields after it start at the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Field 3 (state) is fields[0]; utime and stime are fields 14 and 15.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
-}
-
-/// Resident set size of a process, bytes.
-fn rss_bytes(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn main() -> Result<()> {
@@ -331,16 +274,6 @@ impl Worker {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
-}
-
-fn accepted(state: &AppState) -> u64 {
-    state
-        .metrics
-        .fixes
-        .get_or_create(&OutcomeLabel {
-            outcome: "accepted",
-        })
-        .get()
 }
 
 /// What the parent sampled at one instant.
