@@ -229,17 +229,30 @@ impl TestServer {
         token
     }
 
-    /// Connects unit `i` as a handset.
+    /// Connects unit `i` as a handset, sealing on the embedded broker.
     pub async fn handset(&self, i: usize) -> Handset {
+        Handset::connect(self.handset_config(i))
+            .await
+            .expect("handset connects")
+    }
+
+    /// How unit `i` connects: to this server's broker, with its secret, sealed when the broker
+    /// is the embedded one (which requires it; an external broker carries plain payloads).
+    pub fn handset_config(&self, i: usize) -> HandsetConfig {
         let u = &self.units[i];
-        Handset::connect(HandsetConfig::new(
+        let mut cfg = HandsetConfig::new(
             self.broker.clone(),
             u.id.clone(),
             u.secret.clone(),
             self.topics.clone(),
-        ))
-        .await
-        .expect("handset connects")
+        );
+        cfg.sealed = self.sealed();
+        cfg
+    }
+
+    /// True when handsets must seal (the embedded broker).
+    pub fn sealed(&self) -> bool {
+        self.config.mqtt.embedded()
     }
 
     /// `GET path` with a token; returns status and JSON body (Null when not JSON).

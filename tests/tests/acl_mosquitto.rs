@@ -387,14 +387,15 @@ async fn a_handset_cannot_take_over_another_units_session_by_its_client_id() {
             ("u001", "secret-of-b-111111"),
         ],
     );
-    let b = Handset::connect(HandsetConfig::new(
+    // Mosquitto's ACL binds topics to logins: payloads go plain, as on any external broker.
+    let mut b_cfg = HandsetConfig::new(
         mosquitto.addr.clone(),
         UnitId::new("u001").expect("id"),
         "secret-of-b-111111",
         Topics::default(),
-    ))
-    .await
-    .expect("B connects");
+    );
+    b_cfg.sealed = false;
+    let b = Handset::connect(b_cfg).await.expect("B connects");
     // A logs in with its own credentials but B's client id: the broker uses A's username as the
     // client id instead, so B's session stays.
     let (code, _intruder, mut intruder_loop) = raw_client(

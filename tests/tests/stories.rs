@@ -67,6 +67,7 @@ async fn crew(
     let n = units.len();
     let mut cfg = CrewConfig::new(srv.broker.clone(), srv.topics.clone(), units);
     cfg.clock = clock.clone();
+    cfg.sealed = srv.sealed();
     cfg.seed = 7;
     cfg.behaviour = behaviour;
     cfg.overrides = overrides;

@@ -215,13 +215,12 @@ async fn https_wss_and_mqtts_let_in_clients_that_trust_the_ca_and_nobody_else() 
         buffered: false,
     };
     let unit = UnitId::new(UNIT).expect("id");
+    let topic = topics.uplink(&unit, UplinkKind::Gps);
+    // Sealed, as the embedded broker requires (tests/tests/sealing.rs).
+    let sealed =
+        fieldlink_sim::Sealer::new(SECRET, topics.clone()).seal(&topic, &report.encode_to_vec());
     client
-        .publish(
-            topics.uplink(&unit, UplinkKind::Gps),
-            QoS::AtLeastOnce,
-            false,
-            report.encode_to_vec(),
-        )
+        .publish(topic, QoS::AtLeastOnce, false, sealed)
         .await
         .expect("publish");
     let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });

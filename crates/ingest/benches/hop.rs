@@ -270,6 +270,8 @@ async fn run() {
     let (_broker, source): (EmbeddedBroker, _) = EmbeddedBroker::start(
         &cfg,
         Arc::new(AcceptAll),
+        // No downlinks here, so no seal keys.
+        Arc::new(std::collections::HashSet::<fieldlink_proto::UnitId>::new()),
         &Topics::default(),
         &metrics,
         shutdown.clone(),

@@ -7,7 +7,9 @@
 //!
 //! What rumqttd does not do, and what that means here:
 //! - **No topic ACL**, and no way to kick a client: a handset could publish as another unit.
-//!   DESIGN.md "Identity" answers that with sealed payloads (a later issue). What is checked
+//!   DESIGN.md "Identity" answers that with sealed payloads: the server's decoder requires
+//!   every uplink to open with its topic's unit's key (`decode::Sealing::Required`), and
+//!   every [`Downlink`] is sealed with the unit's key. What is checked
 //!   at CONNECT ([`admit`]): a client id or username that is empty or has `+`, `#`, `/` or a
 //!   control character is refused first, then the [`Authenticator`] decides; refusals are
 //!   counted in `fieldlink_mqtt_connect_refused_total{reason}`. rumqttd does not give the auth
@@ -39,6 +41,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::decode::UnitDirectory;
 use crate::source::{Downlink, Source, SourceWorker};
 use crate::{IngestError, IngestMetrics};
 
@@ -287,7 +290,8 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts rumqttd on `cfg.listen` and fieldlink's link to it, subscribed to `topics`'
-    /// uplink filters. Handsets are let in when `auth` says so.
+    /// uplink filters. Handsets are let in when `auth` says so; downlinks are sealed with the
+    /// keys `keys` gives (see [`Downlink`]).
     ///
     /// The port is checked first, so that a port already taken is an error in words. rumqttd
     /// then binds it on its own thread a moment later: a client connecting in that moment is
@@ -298,6 +302,7 @@ impl EmbeddedBroker {
     pub fn start(
         cfg: &EmbeddedBrokerConfig,
         auth: Arc<dyn Authenticator>,
+        keys: Arc<dyn UnitDirectory + Send + Sync>,
         topics: &Topics,
         metrics: &IngestMetrics,
         shutdown: CancellationToken,
@@ -385,7 +390,7 @@ impl EmbeddedBroker {
 
         let source = Source {
             uplink,
-            downlink: Downlink::embedded(topics.clone(), link_tx, link_up),
+            downlink: Downlink::embedded(topics.clone(), link_tx, link_up, keys),
             worker: SourceWorker::thread(handle, shutdown),
         };
         tracing::info!(%listen, plain = cfg.plain, "embedded MQTT broker listening");

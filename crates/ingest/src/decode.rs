@@ -9,15 +9,25 @@
 //! every number is finite and in its range. Plausibility (zero fix, future, too old, duplicate,
 //! jump) is the location crate's business, which keeps filtered fixes in history.
 //!
-//! Checks run cheapest first (topic, size, unit directory, then decoding), so a flood from an
-//! unknown unit costs no protobuf work.
+//! Checks run cheapest first (topic, size, unit directory, seal, then decoding), so a flood from
+//! an unknown unit costs no cryptography and no protobuf work.
+//!
+//! Sealed payloads (`crates/seal`, docs/security.md): under [`Sealing::Required`] (the embedded
+//! broker, which has no topic ACL) a payload must open with the key of the unit its topic names,
+//! for the topic's kind, or it is refused (`unsealed`, `forged`); under [`Sealing::Optional`] (an
+//! external broker, whose ACL binds topics to logins) sealed payloads are opened and checked the
+//! same way and plain ones pass. The counter a sealed payload carries is returned in
+//! [`Envelope::freshness`]; the replay check against the last one accepted needs state, so it is
+//! the pipeline's ([`crate::ReplayMarks`]).
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use fieldlink_proto::owntracks;
 use fieldlink_proto::v1;
 use fieldlink_proto::{Topic, Topics, UnitId, UplinkKind};
+use fieldlink_seal::{SealError, SealKey};
 use prost::Message;
 use serde::Deserialize;
 
@@ -27,16 +37,61 @@ mod validate;
 pub use rejection::Rejection;
 pub(crate) use rejection::clip;
 
-/// Which units may speak: known to fieldlink and not disabled.
+/// Which units may speak (known to fieldlink and not disabled), and with which seal key.
 pub trait UnitDirectory {
     /// True when `unit` is provisioned and enabled.
     fn is_active(&self, unit: &UnitId) -> bool;
+
+    /// The key `unit`'s payloads are sealed with; `None` when it has none (a unit registered
+    /// before sealing existed, until its secret is rotated) or is unknown.
+    fn seal_key(&self, unit: &UnitId) -> Option<SealKey>;
 }
 
+/// A set of active units without seal keys (tests, benches, the fuzzers).
 impl<S: BuildHasher> UnitDirectory for HashSet<UnitId, S> {
     fn is_active(&self, unit: &UnitId) -> bool {
         self.contains(unit)
     }
+
+    fn seal_key(&self, _unit: &UnitId) -> Option<SealKey> {
+        None
+    }
+}
+
+/// Active units and their seal keys.
+impl<S: BuildHasher> UnitDirectory for HashMap<UnitId, SealKey, S> {
+    fn is_active(&self, unit: &UnitId) -> bool {
+        self.contains_key(unit)
+    }
+
+    fn seal_key(&self, unit: &UnitId) -> Option<SealKey> {
+        self.get(unit).cloned()
+    }
+}
+
+/// Whether uplinks must be sealed (see the module notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// Every payload must be sealed with its unit's key: the embedded broker, where a logged-in
+    /// handset could publish on any topic.
+    Required,
+    /// Sealed payloads are opened and checked, plain ones accepted: an external broker whose
+    /// ACL already binds each topic to its unit's login.
+    Optional,
+}
+
+/// The freshness claim of a sealed message, for the pipeline's replay check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// A fieldlink seal's counter (microseconds since the epoch, strictly increasing per sender).
+    Counter(u64),
+    /// The counter of a sealed offline notice (`StatusHeartbeat { online: false }`), usually
+    /// the handset's last will: sealed when it connected, delivered by the broker when the
+    /// connection drops, after the unit's later messages. Checked against the unit's last
+    /// offline notice only.
+    Offline(u64),
+    /// A sealed OwnTracks location's `tst` (seconds since the epoch).
+    OwnTracksTst(u64),
 }
 
 /// Size limits applied before and after decoding.
@@ -68,6 +123,9 @@ pub struct Envelope {
     pub unit: UnitId,
     /// The message.
     pub message: Uplink,
+    /// When it came sealed, the counter to check against replays (`None`: plain, or a sealed
+    /// OwnTracks last will, which carries no counter).
+    pub freshness: Option<Freshness>,
 }
 
 /// One uplink message, by topic kind.
@@ -129,17 +187,42 @@ impl Uplink {
     }
 }
 
+impl Freshness {
+    /// The number itself.
+    pub fn counter(self) -> u64 {
+        match self {
+            Freshness::Counter(c) | Freshness::Offline(c) | Freshness::OwnTracksTst(c) => c,
+        }
+    }
+}
+
 /// Decodes and validates uplinks under one topic grammar and one set of limits.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     topics: Topics,
     limits: Limits,
+    sealing: Sealing,
 }
 
 impl Decoder {
-    /// A decoder for topics under `topics`.
+    /// A decoder for topics under `topics`, sealing [`Sealing::Optional`].
     pub fn new(topics: Topics, limits: Limits) -> Self {
-        Decoder { topics, limits }
+        Decoder {
+            topics,
+            limits,
+            sealing: Sealing::Optional,
+        }
+    }
+
+    /// The same decoder with `sealing`.
+    pub fn with_sealing(mut self, sealing: Sealing) -> Self {
+        self.sealing = sealing;
+        self
+    }
+
+    /// Whether payloads must be sealed.
+    pub fn sealing(&self) -> Sealing {
+        self.sealing
     }
 
     /// The topic grammar.
@@ -187,11 +270,77 @@ impl Decoder {
         if !units.is_active(&unit) {
             return Err(Rejection::UnknownUnit { unit });
         }
-        let message = match body {
-            Body::Protobuf(kind) => self.decode_protobuf(&unit, kind, payload)?,
-            Body::OwnTracks(device) => decode_owntracks(device, payload)?,
+        let (message, freshness) = match body {
+            Body::Protobuf(kind) => {
+                let (payload, counter) = self.unseal(&unit, kind, payload, units)?;
+                let message = self.decode_protobuf(&unit, kind, &payload)?;
+                let freshness = counter.map(|c| match &message {
+                    Uplink::Status(s) if !s.online => Freshness::Offline(c),
+                    _ => Freshness::Counter(c),
+                });
+                (message, freshness)
+            }
+            Body::OwnTracks(device) => {
+                let (json, sealed) = self.unseal_owntracks(&unit, payload, units)?;
+                let message = decode_owntracks(device, &json)?;
+                let freshness = match &message {
+                    Uplink::OwnTracksLocation { location, .. } if sealed => {
+                        // A time before 1970 counts as 0, which no replay check accepts.
+                        Some(Freshness::OwnTracksTst(
+                            u64::try_from(location.tst).unwrap_or(0),
+                        ))
+                    }
+                    _ => None,
+                };
+                (message, freshness)
+            }
         };
-        Ok(Envelope { unit, message })
+        Ok(Envelope {
+            unit,
+            message,
+            freshness,
+        })
+    }
+
+    /// The plaintext of a fieldlink payload on `unit`'s `kind` topic, and its counter when it
+    /// came sealed.
+    fn unseal<'p>(
+        &self,
+        unit: &UnitId,
+        kind: UplinkKind,
+        payload: &'p [u8],
+        units: &dyn UnitDirectory,
+    ) -> Result<(Cow<'p, [u8]>, Option<u64>), Rejection> {
+        if !fieldlink_seal::is_sealed(payload) {
+            return match self.sealing {
+                Sealing::Required => Err(Rejection::Unsealed { unit: unit.clone() }),
+                Sealing::Optional => Ok((Cow::Borrowed(payload), None)),
+            };
+        }
+        let key = key_of(unit, units)?;
+        let opened = fieldlink_seal::open(&key, kind.as_str(), payload)
+            .map_err(|e| Rejection::forged(unit, &e))?;
+        Ok((Cow::Owned(opened.payload), Some(opened.counter)))
+    }
+
+    /// The JSON of an OwnTracks payload of `unit`, and whether it came sealed (the app's
+    /// `{"_type":"encrypted"}` envelope with the unit's key).
+    fn unseal_owntracks<'p>(
+        &self,
+        unit: &UnitId,
+        payload: &'p [u8],
+        units: &dyn UnitDirectory,
+    ) -> Result<(Cow<'p, [u8]>, bool), Rejection> {
+        if !owntracks::is_encrypted(payload) {
+            return match self.sealing {
+                Sealing::Required => Err(Rejection::Unsealed { unit: unit.clone() }),
+                Sealing::Optional => Ok((Cow::Borrowed(payload), false)),
+            };
+        }
+        let key = key_of(unit, units)?;
+        let json = fieldlink_seal::open_owntracks(&key, payload)
+            .map_err(|e| Rejection::forged(unit, &e))?;
+        Ok((Cow::Owned(json), true))
     }
 
     fn decode_protobuf(
@@ -259,6 +408,23 @@ fn decode_pb<M: Message + Default>(payload: &[u8], what: &'static str) -> Result
     })
 }
 
+/// The seal key of `unit`, or why a sealed payload from it cannot be opened.
+fn key_of(unit: &UnitId, units: &dyn UnitDirectory) -> Result<SealKey, Rejection> {
+    units.seal_key(unit).ok_or_else(|| Rejection::Forged {
+        unit: unit.clone(),
+        detail: "the unit has no seal key yet (rotate its secret to make one)".to_owned(),
+    })
+}
+
+impl Rejection {
+    fn forged(unit: &UnitId, error: &SealError) -> Rejection {
+        Rejection::Forged {
+            unit: unit.clone(),
+            detail: error.to_string(),
+        }
+    }
+}
+
 fn decode_owntracks(device: String, payload: &[u8]) -> Result<Uplink, Rejection> {
     match owntracks::decode(payload) {
         Ok(owntracks::Message::Location(location)) => {
@@ -266,7 +432,10 @@ fn decode_owntracks(device: String, payload: &[u8]) -> Result<Uplink, Rejection>
             Ok(Uplink::OwnTracksLocation { device, location })
         }
         Ok(owntracks::Message::Lwt(_)) => Ok(Uplink::OwnTracksLwt { device }),
-        Ok(owntracks::Message::Encrypted(_)) => Err(Rejection::EncryptedUnsupported),
+        Ok(owntracks::Message::Encrypted(_)) => Err(Rejection::Malformed {
+            what: "OwnTracks JSON",
+            detail: "an encrypted message inside an encrypted message".to_owned(),
+        }),
         Ok(owntracks::Message::Other(kind)) => Err(Rejection::IgnoredType {
             kind: rejection::clip(&kind),
         }),

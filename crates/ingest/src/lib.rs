@@ -10,6 +10,8 @@
 //! - [`decode`]: protobuf / OwnTracks decoding and *structural* validation, pure and clock-free.
 //! - [`pipeline`]: the task that drains the uplink queue through the [`Decoder`], counts and
 //!   logs rejections, and forwards accepted [`Received`] envelopes.
+//! - [`replay`]: the replay check for sealed uplinks ([`ReplayMarks`]), persisted by the server.
+//! - [`throttle`]: the per-unit message rate limit the pipeline applies before decoding.
 //! - [`metrics`]: the Prometheus metrics of all the above, and rate-limited rejection logs.
 //!
 //! This crate does not judge whether a fix is *plausible* (zero, future, too old, duplicate,
@@ -19,8 +21,8 @@
 //!
 //! ```text
 //! EmbeddedBroker::start / external::connect ──► Source { uplink, downlink }
-//! pipeline::run(uplink, Decoder, units, clock, metrics, sink, shutdown) ──► mpsc<Received>
-//! Downlink::publish(unit, payload) ──► {root}/u/{unit}/down, QoS 1
+//! pipeline::run(uplink, Decoder, units, replay, clock, metrics, sink, shutdown) ──► mpsc<Received>
+//! Downlink::publish(unit, payload) ──► {root}/u/{unit}/down (sealed on the embedded broker)
 //! ```
 
 pub mod broker;
@@ -28,6 +30,7 @@ pub mod decode;
 pub mod external;
 pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod source;
 pub mod throttle;
 
@@ -37,10 +40,11 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 pub use broker::{Authenticator, BrokerTls, EmbeddedBroker, EmbeddedBrokerConfig};
-pub use decode::{Decoder, Envelope, Limits, Rejection, UnitDirectory, Uplink};
+pub use decode::{Decoder, Envelope, Freshness, Limits, Rejection, Sealing, UnitDirectory, Uplink};
 pub use external::{ExternalBrokerConfig, connect};
 pub use metrics::IngestMetrics;
 pub use pipeline::{Received, run};
+pub use replay::{Channel, Mark, ReplayMarks};
 pub use source::{Downlink, RawMessage, Source, SourceWorker};
 pub use throttle::{Throttle, ThrottleConfig, Verdict};
 
@@ -94,6 +98,12 @@ pub enum IngestError {
     /// The connection to the broker is gone for good (fieldlink is shutting down).
     #[error("the MQTT connection is closed (fieldlink is shutting down)")]
     Closed,
+    /// A downlink on the embedded broker must be sealed with the unit's key, and it has none
+    /// (registered before sealing existed): rotate its secret.
+    #[error(
+        "unit {0} has no seal key, so nothing can be sent to it on the embedded broker: rotate its secret (fieldlink units rotate-secret {0})"
+    )]
+    NoSealKey(fieldlink_proto::UnitId),
 }
 
 /// Serde helper: a [`std::time::Duration`] written as a number of seconds (`2.5` or `30`).

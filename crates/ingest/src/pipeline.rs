@@ -9,6 +9,9 @@
 //! `throttled`, and the first drop of a flood is logged with the unit: one flooding handset costs
 //! a topic parse per message, and the others' messages keep flowing.
 //!
+//! Replay: a message that came sealed is forwarded only when its counter is newer than the last
+//! one accepted from its unit ([`ReplayMarks`]); otherwise it is refused as `replayed`.
+//!
 //! Back-pressure: when the sink is full the task waits for room. Uplinks then gather in the
 //! uplink queue, and behind it in the broker (see `broker.rs` / `external.rs` for where they
 //! stop). Nothing is dropped here.
@@ -22,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::IngestMetrics;
 use crate::decode::{Decoder, Envelope, Rejection, UnitDirectory};
+use crate::replay::ReplayMarks;
 use crate::source::RawMessage;
 use crate::throttle::{Throttle, Verdict};
 
@@ -38,10 +42,12 @@ pub struct Received {
 }
 
 /// Runs until `shutdown` is cancelled, the uplink queue ends, or the sink is dropped.
+#[allow(clippy::too_many_arguments)] // the task's inputs, each named at the one call site
 pub async fn run(
     mut uplink: mpsc::Receiver<RawMessage>,
     decoder: Decoder,
     units: Arc<dyn UnitDirectory + Send + Sync>,
+    replay: ReplayMarks,
     clock: SharedClock,
     metrics: IngestMetrics,
     sink: mpsc::Sender<Received>,
@@ -81,7 +87,9 @@ pub async fn run(
             throttle.forget_idle(now, SWEEP_EVERY);
             last_sweep = now;
         }
-        let decoded = decoder.decode(&message.topic, &message.payload, units.as_ref());
+        let decoded = decoder
+            .decode(&message.topic, &message.payload, units.as_ref())
+            .and_then(|envelope| fresh(envelope, &replay));
         metrics.observe_decode(started.elapsed());
         match decoded {
             Ok(envelope) => {
@@ -104,4 +112,19 @@ pub async fn run(
         }
     }
     metrics.set_queue_depth(0);
+}
+
+/// `envelope` when it came plain, or sealed with a counter newer than its unit's last.
+fn fresh(envelope: Envelope, replay: &ReplayMarks) -> Result<Envelope, Rejection> {
+    let Some(freshness) = envelope.freshness else {
+        return Ok(envelope);
+    };
+    match replay.accept(&envelope.unit, freshness) {
+        Ok(()) => Ok(envelope),
+        Err(last) => Err(Rejection::Replayed {
+            counter: freshness.counter(),
+            unit: envelope.unit,
+            last,
+        }),
+    }
 }

@@ -14,6 +14,7 @@ use rumqttd::local::LinkTx;
 use tokio::sync::mpsc;
 
 use crate::IngestError;
+use crate::decode::UnitDirectory;
 
 /// One MQTT message as the broker delivered it, before decoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,11 @@ pub struct Source {
 }
 
 /// Publishes downlinks (`{root}/u/{unit}/down`, QoS 1) and says whether the broker is usable.
+///
+/// On the embedded broker every downlink is sealed with the unit's key for the context `down`
+/// (`crates/seal`): rumqttd lets any logged-in handset subscribe to, and publish on, another
+/// unit's downlink topic, so the handset must be able to tell fieldlink's orders from forged ones
+/// and nobody else may read them.
 #[derive(Clone)]
 pub struct Downlink {
     topics: Topics,
@@ -51,16 +57,25 @@ enum Transport {
     /// rumqttd's in-process link. `LinkTx::publish` takes `&mut self` and may block briefly
     /// on the router's bounded channel, so it sits behind a std mutex and is called from
     /// `spawn_blocking` (downlinks are rare: work orders, floor answers).
-    Embedded(Arc<Mutex<LinkTx>>),
+    Embedded(Arc<Mutex<LinkTx>>, Arc<Sealer>),
     /// A rumqttc client of the external broker.
     External(rumqttc::AsyncClient),
 }
 
 impl Downlink {
-    pub(crate) fn embedded(topics: Topics, link: Arc<Mutex<LinkTx>>, up: Arc<AtomicBool>) -> Self {
+    pub(crate) fn embedded(
+        topics: Topics,
+        link: Arc<Mutex<LinkTx>>,
+        up: Arc<AtomicBool>,
+        keys: Arc<dyn UnitDirectory + Send + Sync>,
+    ) -> Self {
+        let sealer = Sealer {
+            keys,
+            counter: Mutex::default(),
+        };
         Downlink {
             topics,
-            transport: Transport::Embedded(link),
+            transport: Transport::Embedded(link, Arc::new(sealer)),
             connected: up,
         }
     }
@@ -85,10 +100,14 @@ impl Downlink {
     /// that broker is unreachable, rumqttc holds it in its request queue (this call waits when
     /// that queue is full). Returns once the broker (or the client's queue) has it, not when
     /// the handset does: receipts (`Ack`) are how fieldlink learns of delivery.
+    ///
+    /// On the embedded broker the payload is sealed first; a unit without a seal key gets
+    /// nothing ([`IngestError::NoSealKey`]).
     pub async fn publish(&self, unit: &UnitId, payload: Bytes) -> Result<(), IngestError> {
         let topic = self.topics.downlink(unit);
         match &self.transport {
-            Transport::Embedded(link) => {
+            Transport::Embedded(link, sealer) => {
+                let payload = sealer.seal(unit, &payload)?;
                 let link = Arc::clone(link);
                 tokio::task::spawn_blocking(move || {
                     let mut link = link.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +135,7 @@ impl Downlink {
 impl fmt::Debug for Downlink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let transport = match self.transport {
-            Transport::Embedded(_) => "embedded",
+            Transport::Embedded(..) => "embedded",
             Transport::External(_) => "external",
         };
         f.debug_struct("Downlink")
@@ -124,6 +143,40 @@ impl fmt::Debug for Downlink {
             .field("transport", &transport)
             .field("connected", &self.is_connected())
             .finish()
+    }
+}
+
+/// Seals downlinks on the embedded broker: the unit's key, and one counter for all of
+/// fieldlink's downlinks (microseconds since the epoch, strictly increasing, as handsets count).
+struct Sealer {
+    keys: Arc<dyn UnitDirectory + Send + Sync>,
+    counter: Mutex<fieldlink_seal::Counter>,
+}
+
+impl Sealer {
+    fn seal(&self, unit: &UnitId, payload: &[u8]) -> Result<Bytes, IngestError> {
+        let key = self
+            .keys
+            .seal_key(unit)
+            .ok_or_else(|| IngestError::NoSealKey(unit.clone()))?;
+        // The wall clock, not the injected one: a counter is transport, and must keep growing
+        // across restarts whatever time a test's manual clock shows.
+        let now_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let counter = self
+            .counter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next(now_micros);
+        let sealed = fieldlink_seal::seal(
+            &key,
+            fieldlink_seal::DOWNLINK_CONTEXT,
+            counter,
+            rand::random(),
+            payload,
+        );
+        Ok(Bytes::from(sealed))
     }
 }
 

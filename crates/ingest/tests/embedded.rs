@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use fieldlink_ingest::{EmbeddedBroker, EmbeddedBrokerConfig, IngestError, IngestMetrics, Uplink};
+use fieldlink_ingest::{
+    EmbeddedBroker, EmbeddedBrokerConfig, IngestError, IngestMetrics, Sealing, Uplink,
+};
 use fieldlink_proto::{UplinkKind, v1};
+use fieldlink_seal::SealKey;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -208,7 +211,7 @@ async fn every_rule_counts_its_reason_and_the_next_good_message_lands() {
             Bytes::from_static(br#"{"_type":"waypoint","desc":"x"}"#),
         ),
         (
-            "encrypted_unsupported",
+            "forged",
             &p7,
             ot_topic.clone(),
             Bytes::from_static(br#"{"_type":"encrypted","data":"AAAA"}"#),
@@ -244,11 +247,77 @@ async fn every_rule_counts_its_reason_and_the_next_good_message_lands() {
             "{reason}: the handset must not be cut off"
         );
     }
-    // `throttled` needs a unit over its rate: `a_flooding_unit_is_throttled_before_decoding`.
-    covered.insert("throttled");
+    // `throttled` needs a unit over its rate: `a_flooding_unit_is_throttled_before_decoding`;
+    // `unsealed` and `replayed` need sealing required: `sealing_required_refuses_...`.
+    covered.extend(["throttled", "unsealed", "replayed"]);
     for reason in fieldlink_ingest::Rejection::REASONS {
         assert!(covered.contains(reason), "no case for {reason}");
     }
+}
+
+/// With sealing required (the server's setting on this broker): a sealed fix lands; a plain one,
+/// one sealed with another unit's key, and a replayed one are refused and counted; the handset
+/// stays connected throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_required_refuses_unsealed_forged_and_replayed_payloads() {
+    let (broker, mut ingest) = start_embedded_with(test_limits(), Sealing::Required);
+    let p7 = Handset::unit(broker.listen_addr(), "p7", "s3cret-p7").await;
+    let topic = ingest.topics.uplink(&unit("p7"), UplinkKind::Gps);
+    let key = SealKey::derive("s3cret-p7");
+    let sealed = |id: &str, counter: u64| {
+        fieldlink_seal::seal(
+            &key,
+            "gps",
+            counter,
+            rand_bytes(),
+            &gps(id, "p7", vec![fix(1)]),
+        )
+    };
+    let first = sealed("sealed-1", 1_000);
+    p7.publish(&topic, first.clone()).await;
+    let got = ingest
+        .next_where("the sealed fix", |r| is_gps(r, "sealed-1"))
+        .await;
+    assert_eq!(
+        got.envelope.freshness,
+        Some(fieldlink_ingest::Freshness::Counter(1_000))
+    );
+
+    let other_key = SealKey::derive("s3cret-b2");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("unsealed", gps("plain", "p7", vec![fix(2)]).to_vec()),
+        (
+            "forged",
+            fieldlink_seal::seal(
+                &other_key,
+                "gps",
+                2_000,
+                rand_bytes(),
+                &gps("b", "p7", vec![]),
+            ),
+        ),
+        ("replayed", first),
+        ("replayed", sealed("older", 999)),
+    ];
+    for (reason, payload) in cases {
+        let before = ingest.metrics.rejected_total(reason);
+        p7.publish(&topic, payload).await;
+        let metrics = ingest.metrics.clone();
+        eventually(&format!("{reason} counted"), WAIT, || {
+            metrics.rejected_total(reason) == before + 1
+        })
+        .await;
+    }
+    p7.publish(&topic, sealed("sealed-2", 1_001)).await;
+    ingest
+        .next_where("the next sealed fix", |r| is_gps(r, "sealed-2"))
+        .await;
+    assert!(p7.is_connected());
+}
+
+fn rand_bytes() -> [u8; 16] {
+    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    [N.fetch_add(1, std::sync::atomic::Ordering::Relaxed); 16]
 }
 
 /// A unit over its rate (here 1 a second, bursts of 5) has the excess dropped before decoding
@@ -262,7 +331,7 @@ async fn a_flooding_unit_is_throttled_before_decoding() {
         },
         ..test_limits()
     };
-    let (broker, mut ingest) = start_embedded_with(limits);
+    let (broker, mut ingest) = start_embedded_with(limits, fieldlink_ingest::Sealing::Optional);
     let p7 = Handset::unit(broker.listen_addr(), "p7", "s3cret-p7").await;
     let bike = Handset::unit(broker.listen_addr(), "bike-2", "s3cret-b2").await;
     let topic = ingest.topics.uplink(&unit("p7"), UplinkKind::Gps);
@@ -371,10 +440,30 @@ async fn a_downlink_reaches_the_subscribed_handset() {
         rumqttc::QoS::AtLeastOnce,
         "delivered at the subscription's QoS 1"
     );
+    // Sealed for p7, for the downlink context; nobody else's key opens it.
+    assert!(
+        fieldlink_seal::is_sealed(&got.payload),
+        "downlinks are sealed"
+    );
+    assert!(
+        fieldlink_seal::open(&SealKey::derive("s3cret-b2"), "down", &got.payload).is_err(),
+        "another unit cannot read p7's downlink"
+    );
+    let opened = fieldlink_seal::open(&SealKey::derive("s3cret-p7"), "down", &got.payload)
+        .expect("opens with p7's key");
     assert_eq!(
-        v1::Downlink::decode(got.payload).expect("decodes").id,
+        v1::Downlink::decode(opened.payload.as_slice())
+            .expect("decodes")
+            .id,
         "d-1"
     );
+    // A unit without a seal key gets nothing, with the reason.
+    let err = ingest
+        .downlink
+        .publish(&unit("p9"), Bytes::from(order.clone()))
+        .await
+        .expect_err("p9 has no key");
+    assert!(matches!(err, IngestError::NoSealKey(_)), "{err}");
     // fieldlink's own downlink comes back on the uplink filter and is ignored, counted.
     let metrics = ingest.metrics.clone();
     eventually("own downlink counted", WAIT, || {
@@ -409,6 +498,7 @@ async fn a_taken_port_is_said_in_words_with_the_fix() {
     let err = EmbeddedBroker::start(
         &cfg,
         std::sync::Arc::new(credentials()),
+        std::sync::Arc::new(active_units()),
         &unique_topics(),
         &metrics,
         CancellationToken::new(),

@@ -113,6 +113,11 @@ struct TypeOnly {
     kind: String,
 }
 
+/// True when `payload` is an OwnTracks `_type: encrypted` message (without decoding the rest).
+pub fn is_encrypted(payload: &[u8]) -> bool {
+    serde_json::from_slice::<TypeOnly>(payload).is_ok_and(|t| t.kind == "encrypted")
+}
+
 /// Decodes an OwnTracks JSON payload.
 pub fn decode(payload: &[u8]) -> Result<Message, OwnTracksError> {
     let TypeOnly { kind } = serde_json::from_slice(payload)?;

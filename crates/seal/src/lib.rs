@@ -42,6 +42,8 @@ pub const MAGIC: &[u8; 4] = b"FLS1";
 pub const NONCE_LEN: usize = 24;
 /// Poly1305 tag length.
 pub const TAG_LEN: usize = 16;
+/// The context of downlinks (fieldlink to a handset); uplinks use their topic's kind.
+pub const DOWNLINK_CONTEXT: &str = "down";
 /// Bytes a seal adds to a payload, not counting the context.
 pub const OVERHEAD: usize = MAGIC.len() + NONCE_LEN + TAG_LEN;
 

@@ -754,6 +754,11 @@ impl Mosquitto {
 
 struct AllowAll;
 
+/// The baselines send no downlinks, so they need no seal keys.
+fn no_keys() -> Arc<dyn fieldlink_ingest::UnitDirectory + Send + Sync> {
+    Arc::new(std::collections::HashSet::<fieldlink_proto::UnitId>::new())
+}
+
 impl Authenticator for AllowAll {
     fn authenticate(&self, _: &str, _: &str, _: &str) -> bool {
         true
@@ -844,7 +849,9 @@ async fn run_target(target: &str, dir: &Path) -> Result<()> {
             }
             let mut handsets = Vec::new();
             for (unit, secret) in probes {
-                let h = Handset::connect(HandsetConfig::new(&broker, unit, secret, topics.clone()))
+                let mut cfg = HandsetConfig::new(&broker, unit, secret, topics.clone());
+                cfg.sealed = sealed_target();
+                let h = Handset::connect(cfg)
                     .await
                     .map_err(|e| anyhow!("a click handset cannot connect: {e}"))?;
                 handsets.push(h);
@@ -888,8 +895,14 @@ async fn run_target(target: &str, dir: &Path) -> Result<()> {
             let mut registry = prometheus_client::registry::Registry::default();
             let metrics = IngestMetrics::register(&mut registry);
             let cancel = CancellationToken::new();
-            let (broker, source) =
-                EmbeddedBroker::start(&cfg, Arc::new(AllowAll), &topics, &metrics, cancel.clone())?;
+            let (broker, source) = EmbeddedBroker::start(
+                &cfg,
+                Arc::new(AllowAll),
+                no_keys(),
+                &topics,
+                &metrics,
+                cancel.clone(),
+            )?;
             let counter = Arc::new(Counter::new());
             let mut uplink = source.uplink;
             let keep = (broker, source.downlink, source.worker);
@@ -952,7 +965,7 @@ async fn register_units(state: &AppState, url: &str, creds: &[(String, String)])
         // Same columns and values as `Store::create_unit`.
         let mut q: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
             "INSERT INTO units (id, name, unit_type, skills, secret_salt, secret_hash, \
-             disabled, created_at, updated_at) ",
+             seal_key, disabled, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, &i| {
             b.push_bind(creds[i].0.clone())
@@ -961,6 +974,11 @@ async fn register_units(state: &AppState, url: &str, creds: &[(String, String)])
                 .push_bind("[]")
                 .push_bind(hashed[i].0.clone())
                 .push_bind(hashed[i].1.clone())
+                .push_bind(
+                    fieldlink_seal::SealKey::derive(&creds[i].1)
+                        .as_text()
+                        .to_owned(),
+                )
                 .push_bind(false)
                 .push_bind(now_ms)
                 .push_bind(now_ms);
@@ -1531,6 +1549,14 @@ async fn click_rounds(
 // fleet role
 // ---------------------------------------------------------------------------------------------
 
+/// Whether the handsets seal their payloads: on fieldlink's embedded broker they must
+/// (docs/security.md); the external broker's path and the baselines carry them plain, and the
+/// baselines read the fix time from the plain payload. Fleet processes inherit the target's
+/// environment, so they know it too.
+fn sealed_target() -> bool {
+    std::env::var(TARGET_ENV).is_ok_and(|t| t == "fieldlink-embedded")
+}
+
 async fn fleet_role() -> Result<()> {
     let broker = env_string(BROKER_ENV)?;
     let topics: Topics = MqttConfig::default().topics()?;
@@ -1565,6 +1591,7 @@ async fn fleet_role() -> Result<()> {
             let mut cfg = FleetConfig::new(broker.clone(), topics.clone(), chunk.to_vec());
             cfg.fix_interval = Duration::from_secs(1);
             cfg.seed = (from + part * SUBFLEET) as u64;
+            cfg.sealed = sealed_target();
             match Fleet::start(cfg).await {
                 Ok(f) => {
                     fleets.push(f);

@@ -177,7 +177,7 @@ async fn register_units(
         // Same columns and values as `Store::create_unit`.
         let mut q: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
             "INSERT INTO units (id, name, unit_type, skills, secret_salt, secret_hash, \
-             disabled, created_at, updated_at) ",
+             seal_key, disabled, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, &i| {
             b.push_bind(creds[i].0.clone())
@@ -186,6 +186,11 @@ async fn register_units(
                 .push_bind("[]")
                 .push_bind(hashed[i].0.clone())
                 .push_bind(hashed[i].1.clone())
+                .push_bind(
+                    fieldlink_seal::SealKey::derive(&creds[i].1)
+                        .as_text()
+                        .to_owned(),
+                )
                 .push_bind(false)
                 .push_bind(now_ms)
                 .push_bind(now_ms);

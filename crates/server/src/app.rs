@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use fieldlink_clock::SharedClock;
 use fieldlink_ingest::{
     BrokerTls, Decoder, EmbeddedBroker, EmbeddedBrokerConfig, ExternalBrokerConfig, IngestMetrics,
-    Limits, Source,
+    Limits, ReplayMarks, Sealing, Source,
 };
 use fieldlink_location::Tracker;
 use fieldlink_store::{Store, StoreConfig};
@@ -191,6 +191,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         let (broker, source) = EmbeddedBroker::start(
             &broker_config,
             auth,
+            Arc::new(ActiveUnits(credentials.clone())),
             &topics,
             &ingest_metrics,
             shutdown.clone(),
@@ -260,6 +261,15 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     let restored = persist::restore(&state, &store).await?;
     tracing::info!(units = restored, "latest positions restored from the store");
 
+    // rumqttd has no topic ACL: on the embedded broker only a payload sealed with the topic's
+    // unit's key proves who sent it (docs/security.md). An external broker's ACL binds topics
+    // to logins, so sealing is optional there.
+    let sealing = if config.mqtt.embedded() {
+        Sealing::Required
+    } else {
+        Sealing::Optional
+    };
+    let replay = ReplayMarks::restore(persist::restore_seal_marks(&store).await?);
     let decoder = Decoder::new(
         topics.clone(),
         Limits {
@@ -270,12 +280,14 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
                 burst: config.mqtt.message_burst,
             },
         },
-    );
+    )
+    .with_sealing(sealing);
     let (received_tx, received_rx) = mpsc::channel(RECEIVED_QUEUE);
     tasks.spawn(fieldlink_ingest::run(
         raw_uplink,
         decoder,
         Arc::new(ActiveUnits(credentials.clone())),
+        replay.clone(),
         clock.clone(),
         ingest_metrics,
         received_tx,
@@ -291,6 +303,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     tasks.spawn(persist::run(
         state.clone(),
         pending,
+        replay,
         config.store.flush_interval(),
         shutdown.clone(),
     ));
@@ -357,12 +370,17 @@ impl fieldlink_ingest::Authenticator for HandsetAuth {
     }
 }
 
-/// Ingest's "is this a known, enabled unit" check, backed by the credential cache.
+/// Ingest's "is this a known, enabled unit, and what is its seal key", backed by the
+/// credential cache.
 struct ActiveUnits(Credentials);
 
 impl fieldlink_ingest::UnitDirectory for ActiveUnits {
     fn is_active(&self, unit: &fieldlink_proto::UnitId) -> bool {
         self.0.unit_active(unit.as_str())
+    }
+
+    fn seal_key(&self, unit: &fieldlink_proto::UnitId) -> Option<fieldlink_seal::SealKey> {
+        self.0.seal_key(unit.as_str())
     }
 }
 

@@ -73,6 +73,28 @@ pub enum Command {
     /// TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Seal a payload as a handset of the unit would, for `mosquitto_pub -s` (the embedded
+    /// broker accepts only sealed payloads); open a sealed downlink; print the unit's seal key.
+    Seal(SealArgs),
+}
+
+/// `fieldlink seal ...`
+#[derive(Debug, Args, Clone)]
+pub struct SealArgs {
+    /// The unit's secret. Not `FIELDLINK_*`: those variables are config keys.
+    #[arg(long, env = "FL_UNIT_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Seal standard input for this topic and write it to standard output, e.g.
+    /// fl/v1/u/demo-1/gps (the topic's kind is sealed in), or owntracks/demo-1/phone (the
+    /// OwnTracks app's encrypted envelope).
+    #[arg(long, conflicts_with_all = ["open", "print_key"], required_unless_present_any = ["open", "print_key"])]
+    pub topic: Option<String>,
+    /// Open a sealed downlink read from standard input and write its payload to standard output.
+    #[arg(long, conflicts_with = "print_key")]
+    pub open: bool,
+    /// Print the unit's seal key: what the OwnTracks app's "encryption key" setting takes.
+    #[arg(long)]
+    pub print_key: bool,
 }
 
 /// `fieldlink certs ...`
@@ -126,6 +148,10 @@ pub struct SimArgs {
     /// or coverage losses.
     #[arg(long)]
     pub orders_only: bool,
+    /// Send payloads unsealed: for an external broker (Mosquitto, EMQX) whose ACL binds each
+    /// handset to its topics. fieldlink's embedded broker accepts only sealed payloads.
+    #[arg(long)]
+    pub plain: bool,
     /// How often progress is printed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub progress_every: Duration,

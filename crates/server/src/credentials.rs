@@ -94,6 +94,15 @@ impl Credentials {
         self.read().units.get(id).is_some_and(|u| !u.disabled)
     }
 
+    /// The seal key of an enabled unit (`None` when unknown, disabled, or registered before
+    /// sealing and not re-keyed since). Looked up for every sealed message, so disabling a
+    /// unit or rotating its secret takes effect on its next message.
+    pub fn seal_key(&self, id: &str) -> Option<fieldlink_seal::SealKey> {
+        let cache = self.read();
+        let unit = cache.units.get(id).filter(|u| !u.disabled)?;
+        fieldlink_seal::SealKey::from_text(unit.seal_key.as_deref()?).ok()
+    }
+
     /// The MQTT CONNECT rule for handsets: client id, username and unit id are the same, the unit
     /// exists and is enabled, and the password is its secret.
     pub fn authenticate_handset(&self, client_id: &str, username: &str, password: &str) -> bool {

@@ -33,6 +33,7 @@ pub mod persist;
 pub mod provision;
 pub mod push;
 pub mod retention;
+pub mod seal;
 pub mod service_loop;
 pub mod sim;
 pub mod state;

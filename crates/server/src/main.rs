@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use fieldlink_clock::SystemClock;
 use fieldlink_server::cli::{CertsCommand, Cli, Command};
-use fieldlink_server::{Config, admin, certs, demo, sim, telemetry};
+use fieldlink_server::{Config, admin, certs, demo, seal, sim, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             Command::Certs(CertsCommand::Dev { dir, hosts, days }) => {
                 certs::dev(&config, dir, hosts, days)
             }
+            Command::Seal(args) => seal::run(&config, &args),
         }
     });
     match result {

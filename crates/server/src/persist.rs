@@ -6,13 +6,19 @@
 //! rows and tries again on the next tick; past `MAX_PENDING_ROWS` the oldest history rows are
 //! dropped and counted, so a long database outage cannot exhaust memory.
 //!
-//! At start, [`restore`] rebuilds the tracker's cache from the stored latest positions.
+//! The replay marks of sealed payloads (`fieldlink_ingest::ReplayMarks`) are written with the
+//! same flush, after the positions; a failed write keeps them for the next tick too.
+//!
+//! At start, [`restore`] rebuilds the tracker's cache from the stored latest positions, and
+//! [`restore_seal_marks`] reads the replay marks back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fieldlink_store::{PositionRow, Store, TrackRow};
+use fieldlink_ingest::{Channel, Mark, ReplayMarks};
+use fieldlink_proto::UnitId;
+use fieldlink_store::{PositionRow, SealMark, Store, TrackRow};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -82,6 +88,7 @@ fn position_row(r: &TrackRow) -> PositionRow {
 pub async fn run(
     state: AppState,
     pending: PendingWrites,
+    replay: ReplayMarks,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -89,13 +96,61 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => flush(&state, &pending).await,
+            _ = ticker.tick() => {
+                flush(&state, &pending).await;
+                flush_seal_marks(&state, &replay).await;
+            }
             () = shutdown.cancelled() => {
                 flush(&state, &pending).await;
+                flush_seal_marks(&state, &replay).await;
                 return;
             }
         }
     }
+}
+
+/// Writes the replay marks that changed since the last flush.
+async fn flush_seal_marks(state: &AppState, replay: &ReplayMarks) {
+    let changed = replay.take_changed();
+    if changed.is_empty() {
+        return;
+    }
+    let rows: Vec<SealMark> = changed
+        .iter()
+        .map(|m| SealMark {
+            unit: m.unit.to_string(),
+            channel: m.channel.as_str().to_owned(),
+            last: m.last,
+        })
+        .collect();
+    if let Err(e) = state.store.save_seal_marks(&rows).await {
+        state.metrics.store_write_errors.inc();
+        tracing::warn!(error = %e, units = rows.len(), "could not write the replay marks to the store; keeping them for the next try");
+        replay.put_back(changed);
+    }
+}
+
+/// The stored replay marks, for [`ReplayMarks::restore`]. A row that no longer parses (a unit
+/// id or channel this version does not know) is skipped with a warning.
+pub async fn restore_seal_marks(store: &Store) -> Result<Vec<Mark>, fieldlink_store::StoreError> {
+    let rows = store.load_seal_marks().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let mark = UnitId::new(&r.unit)
+                .ok()
+                .zip(Channel::parse(&r.channel))
+                .map(|(unit, channel)| Mark {
+                    unit,
+                    channel,
+                    last: r.last,
+                });
+            if mark.is_none() {
+                tracing::warn!(unit = %r.unit, channel = %r.channel, "skipping a stored replay mark this version cannot read");
+            }
+            mark
+        })
+        .collect())
 }
 
 /// Writes everything pending now.

@@ -1,7 +1,9 @@
 //! Provisioning units and API tokens: the operations behind `fieldlink units ...`,
 //! `fieldlink tokens ...` and the admin API, in one place so both paths behave the same.
 //!
-//! Secrets are generated here (256 bits from the OS RNG), shown once, and stored only hashed.
+//! Secrets are generated here (256 bits from the OS RNG), shown once, and stored only hashed,
+//! beside the seal key derived from them (docs/security.md): the server opens sealed payloads
+//! with it, and it cannot be turned back into the secret, which alone logs in.
 
 use fieldlink_clock::Timestamp;
 use fieldlink_proto::UnitId;
@@ -60,6 +62,7 @@ pub async fn add_unit_with_secret(
             unit_type: spec.unit_type,
             skills: normalise_skills(spec.skills),
             secret: SecretHash::new(&secret),
+            seal_key: seal_key(&secret),
             now,
         })
         .await?;
@@ -75,7 +78,7 @@ pub async fn rotate_unit_secret(
 ) -> Result<Issued<UnitRecord>, StoreError> {
     let secret = generate_secret();
     store
-        .set_unit_secret(id, &SecretHash::new(&secret), now)
+        .set_unit_secret(id, &SecretHash::new(&secret), &seal_key(&secret), now)
         .await?;
     let record = store
         .get_unit(id)
@@ -167,19 +170,27 @@ pub async fn sync_configured_unit(
                     unit_type,
                     skills: normalise_skills(unit.skills.clone()),
                     secret: SecretHash::new(&unit.secret),
+                    seal_key: seal_key(&unit.secret),
                     now,
                 })
                 .await?;
         }
         Some(existing) => {
-            if !existing.secret.verify(&unit.secret) {
+            // A unit stored before sealing existed gets its key from the file's secret too.
+            if !existing.secret.verify(&unit.secret) || existing.seal_key.is_none() {
+                let hash = SecretHash::new(&unit.secret);
                 store
-                    .set_unit_secret(&unit.id, &SecretHash::new(&unit.secret), now)
+                    .set_unit_secret(&unit.id, &hash, &seal_key(&unit.secret), now)
                     .await?;
             }
         }
     }
     Ok(())
+}
+
+/// The seal key of a secret, as the store keeps it.
+fn seal_key(secret: &str) -> String {
+    fieldlink_seal::SealKey::derive(secret).as_text().to_owned()
 }
 
 fn normalise_skills(skills: Vec<String>) -> Vec<String> {

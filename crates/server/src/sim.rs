@@ -40,6 +40,7 @@ pub async fn run(config: &Config, args: SimArgs, stop: CancellationToken) -> Res
     cfg.seed = args.seed;
     cfg.kinds = Some(kinds);
     cfg.fix_interval = args.rate;
+    cfg.sealed = !args.plain;
     if let Some(bbox) = args.bbox {
         cfg.bbox = bbox;
     }

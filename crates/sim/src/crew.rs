@@ -77,12 +77,15 @@ pub struct CrewConfig {
     pub keep_alive: Duration,
     /// How long a QoS 1 publish waits for its PUBACK.
     pub ack_timeout: Duration,
+    /// Whether handsets seal their payloads ([`HandsetConfig::sealed`]): true for fieldlink's
+    /// embedded broker, false for an external one.
+    pub sealed: bool,
 }
 
 impl CrewConfig {
     /// Defaults: wall clock, seed 0, Shangcheng, [`Behaviour::default`], seeded starts and
     /// kinds, a fix per second, 64 connects and 64 publishing units at once, keep-alive 30 s,
-    /// PUBACK within 10 s.
+    /// PUBACK within 10 s, sealed.
     pub fn new(broker: impl Into<String>, topics: Topics, units: Vec<(UnitId, String)>) -> Self {
         CrewConfig {
             broker: broker.into(),
@@ -100,6 +103,7 @@ impl CrewConfig {
             publish_concurrency: 64,
             keep_alive: Duration::from_secs(30),
             ack_timeout: Duration::from_secs(10),
+            sealed: true,
         }
     }
 
@@ -346,6 +350,7 @@ impl Crew {
             handset_cfg.keep_alive = cfg.keep_alive;
             handset_cfg.clock = cfg.clock.clone();
             handset_cfg.ack_timeout = cfg.ack_timeout;
+            handset_cfg.sealed = cfg.sealed;
             index.insert(unit.clone(), i);
             members.push(Member {
                 responder,

@@ -52,11 +52,14 @@ pub struct FleetConfig {
     pub keep_alive: Duration,
     /// Whether handsets set their last will.
     pub last_will: bool,
+    /// Whether handsets seal their payloads ([`HandsetConfig::sealed`]): true for fieldlink's
+    /// embedded broker, false for an external one.
+    pub sealed: bool,
 }
 
 impl FleetConfig {
     /// Defaults: a fix per second, seed 0, wall clock, Shangcheng, 64 connects at once,
-    /// keep-alive 30 s, last will on.
+    /// keep-alive 30 s, last will on, sealed.
     pub fn new(broker: impl Into<String>, topics: Topics, units: Vec<(UnitId, String)>) -> Self {
         FleetConfig {
             broker: broker.into(),
@@ -70,6 +73,7 @@ impl FleetConfig {
             connect_concurrency: 64,
             keep_alive: Duration::from_secs(30),
             last_will: true,
+            sealed: true,
         }
     }
 
@@ -181,6 +185,7 @@ impl Fleet {
                 HandsetConfig::new(&cfg.broker, unit.clone(), secret, cfg.topics.clone());
             handset.keep_alive = cfg.keep_alive;
             handset.last_will = cfg.last_will;
+            handset.sealed = cfg.sealed;
             handset.clock = cfg.clock.clone();
             let task = unit::UnitTask {
                 handset,

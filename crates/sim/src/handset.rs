@@ -9,6 +9,11 @@
 //! every other message, and every `*_qos1` or `qos` path, waits for the broker's acknowledgement
 //! (the private `acks` module matches PUBACKs to publishes) so that nothing is lost silently.
 //!
+//! Sealing ([`HandsetConfig::sealed`], on by default): every payload, the last will included, is
+//! sealed with the key derived from the unit's secret, and only downlinks sealed by fieldlink for
+//! this unit are believed, as the embedded broker requires (docs/security.md). Turn it off for an
+//! external broker, whose ACL binds topics to logins and which carries plain downlinks.
+//!
 //! Connection loss ends the handset (no silent reconnect that would drop queued publishes):
 //! every later call fails with [`SimError::Disconnected`], and the owner connects a new one.
 //! [`Handset::disconnect`] says goodbye cleanly (no last will); dropping the handset cuts the
@@ -17,6 +22,7 @@
 mod acks;
 mod conn;
 mod publish;
+pub(crate) mod seal;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +41,7 @@ use tokio::time::timeout;
 use crate::SimError;
 use acks::AckTracker;
 use conn::{connect_error, parse_broker, run_eventloop, wait_for};
+use seal::Sealer;
 
 /// How one handset connects and behaves.
 #[derive(Clone)]
@@ -61,10 +68,14 @@ pub struct HandsetConfig {
     /// counted: the server re-sends work orders until their receipt, so a reader that lags gets
     /// them again, while an old backlog would only be replayed late.
     pub downlink_capacity: usize,
+    /// Seal every payload with the unit's key and believe only sealed downlinks: what the
+    /// embedded broker requires. Default true; false for an external broker.
+    pub sealed: bool,
 }
 
 impl HandsetConfig {
-    /// A config with defaults: keep-alive 30 s, last will on, wall clock, 10 s timeouts, 64 downlinks.
+    /// A config with defaults: keep-alive 30 s, last will on, wall clock, 10 s timeouts, 64
+    /// downlinks, sealed.
     pub fn new(
         broker: impl Into<String>,
         unit: UnitId,
@@ -82,6 +93,7 @@ impl HandsetConfig {
             connect_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(10),
             downlink_capacity: 64,
+            sealed: true,
         }
     }
 }
@@ -95,6 +107,7 @@ impl std::fmt::Debug for HandsetConfig {
             .field("topics", &self.topics)
             .field("keep_alive", &self.keep_alive)
             .field("last_will", &self.last_will)
+            .field("sealed", &self.sealed)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +130,8 @@ pub struct Handset {
     send_lock: tokio::sync::Mutex<()>,
     downlinks: mpsc::Receiver<v1::Downlink>,
     task: Option<JoinHandle<()>>,
+    /// The unit's key and counter, when [`HandsetConfig::sealed`].
+    sealer: Option<Arc<Sealer>>,
     /// Per-connection random prefix of message ids, so ids stay unique across reconnects.
     session: u32,
     next_msg: AtomicU64,
@@ -128,6 +143,9 @@ impl Handset {
     pub async fn connect(cfg: HandsetConfig) -> Result<Handset, SimError> {
         let (host, port) = parse_broker(&cfg.broker)?;
         let session: u32 = rand::random();
+        let sealer = cfg
+            .sealed
+            .then(|| Arc::new(Sealer::new(&cfg.secret, cfg.topics.clone())));
         let unit = cfg.unit.as_str();
         let mut options = MqttOptions::new(unit, host, port);
         options
@@ -144,12 +162,13 @@ impl Handset {
                 ..Default::default()
             };
             let topic = cfg.topics.uplink(&cfg.unit, UplinkKind::Status);
-            options.set_last_will(LastWill::new(
-                topic,
-                will.encode_to_vec(),
-                QoS::AtLeastOnce,
-                false,
-            ));
+            let mut payload = will.encode_to_vec();
+            if let Some(sealer) = &sealer {
+                // Sealed now, delivered maybe much later: the server checks offline notices
+                // against their own replay mark, not against the unit's later messages.
+                payload = sealer.seal(&topic, &payload);
+            }
+            options.set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, false));
         }
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let down = cfg.topics.downlink(&cfg.unit);
@@ -187,6 +206,7 @@ impl Handset {
             cfg.unit.clone(),
             down,
             shared.clone(),
+            sealer.clone(),
             tx,
         ));
         Ok(Handset {
@@ -196,6 +216,7 @@ impl Handset {
             send_lock: tokio::sync::Mutex::new(()),
             downlinks,
             task: Some(task),
+            sealer,
             session,
             next_msg: AtomicU64::new(1),
             next_fix_seq: AtomicU64::new(1),
@@ -218,7 +239,7 @@ impl Handset {
     }
 
     /// Downlinks dropped because [`HandsetConfig::downlink_capacity`] was full, and downlinks
-    /// that did not decode as `Downlink`.
+    /// refused: not a `Downlink`, or (sealed) not sealed by fieldlink for this unit, or replayed.
     pub fn downlinks_dropped(&self) -> (u64, u64) {
         (
             self.shared.downlinks_dropped.load(Ordering::Relaxed),

@@ -36,6 +36,7 @@ use thiserror::Error;
 
 pub use crew::{Crew, CrewConfig, CrewStats, CrewStatsHandle, StepReport, kind_for};
 pub use fleet::{Fleet, FleetConfig, FleetStats, PublishedFix};
+pub use handset::seal::Sealer;
 pub use handset::{Handset, HandsetConfig};
 pub use responder::{Action, Answer, Behaviour, Responder, ResponderState, Tally};
 pub use route::{Bbox, Route, RoutePoint, SplitMix64, UnitKind};

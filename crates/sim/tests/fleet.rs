@@ -32,6 +32,7 @@ async fn fifty_units_at_200_ms_all_report_within_seconds() {
     let topics = unique_topics();
     let mut obs = Observer::start(&topics.uplink_filters()).await;
     let mut cfg = FleetConfig::new(MOSQUITTO, topics.clone(), units("u", 50));
+    cfg.sealed = false; // Mosquitto: plain payloads, read by the observer
     cfg.fix_interval = Duration::from_millis(200);
     cfg.seed = 7;
     let fleet = Fleet::start(cfg).await.expect("50 handsets connect");
@@ -71,6 +72,7 @@ async fn fix_times_and_positions_follow_a_manual_clock() {
     let start = Timestamp::parse_rfc3339("2025-11-29T20:00:00Z").expect("valid time");
     let clock = ManualClock::new(start);
     let mut cfg = FleetConfig::new(MOSQUITTO, topics.clone(), units("m", 3));
+    cfg.sealed = false;
     cfg.fix_interval = Duration::from_millis(100);
     cfg.clock = Arc::new(clock.clone());
     cfg.start_time = Some(start);
@@ -123,6 +125,7 @@ async fn stop_disconnects_every_unit_cleanly() {
     }
     let topics = unique_topics();
     let mut cfg = FleetConfig::new(MOSQUITTO, topics, units("s", 5));
+    cfg.sealed = false;
     cfg.fix_interval = Duration::from_millis(50);
     let fleet = Fleet::start(cfg).await.expect("connects");
     assert!(

@@ -1,5 +1,7 @@
 //! One handset against the real Mosquitto: uplinks arrive as sent, downlinks come back, the last
 //! will fires only when the handset vanishes, and a lost connection is said, not swallowed.
+//! Mosquitto is an external broker, so these handsets send plain payloads; the last test seals,
+//! as on fieldlink's embedded broker, and checks both directions with the unit's key.
 
 mod support;
 
@@ -18,7 +20,8 @@ fn unit(id: &str) -> UnitId {
 }
 
 async fn handset(topics: &Topics, id: &str) -> Handset {
-    let cfg = HandsetConfig::new(MOSQUITTO, unit(id), "secret", topics.clone());
+    let mut cfg = HandsetConfig::new(MOSQUITTO, unit(id), "secret", topics.clone());
+    cfg.sealed = false;
     Handset::connect(cfg).await.expect("connects to Mosquitto")
 }
 
@@ -242,4 +245,66 @@ async fn a_lost_connection_fails_publishes_in_words() {
         .await
         .expect_err("QoS 0 too");
     assert!(matches!(err, SimError::Disconnected { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_sealing_handset_seals_every_uplink_and_believes_only_its_own_sealed_downlinks() {
+    if !mosquitto_or_skip().await {
+        return;
+    }
+    let topics = unique_topics();
+    let mut obs = Observer::start(&topics.uplink_filters()).await;
+    let mut h = Handset::connect(HandsetConfig::new(
+        MOSQUITTO,
+        unit("sealed-1"),
+        "the-unit-secret",
+        topics.clone(),
+    ))
+    .await
+    .expect("connects");
+    let key = fieldlink_seal::SealKey::derive("the-unit-secret");
+
+    // Uplink: sealed for its kind, with a counter; it opens with the unit's key only.
+    let gps = topics.uplink(h.unit(), UplinkKind::Gps);
+    let sent = h.publish_fix_qos1(fix(30.25, 120.17)).await.expect("acked");
+    let got = obs.next_on(&gps, WAIT).await.expect("the fix arrives");
+    let opened = fieldlink_seal::open(&key, "gps", &got.payload).expect("opens for gps");
+    assert_eq!(
+        v1::GpsReport::decode(opened.payload.as_slice()).expect("decodes"),
+        sent
+    );
+    assert!(fieldlink_seal::open(&key, "ack", &got.payload).is_err());
+    let other = fieldlink_seal::SealKey::derive("another-secret");
+    assert!(fieldlink_seal::open(&other, "gps", &got.payload).is_err());
+
+    // Downlinks: a plain one, one sealed with another key and a replayed one are refused; the
+    // one sealed by fieldlink for this unit, newer than the last, is believed.
+    let order = v1::Downlink {
+        id: "dl-s".into(),
+        unit: "sealed-1".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let down = topics.downlink(h.unit());
+    let good = fieldlink_seal::seal(&key, "down", 10, [1; 16], &order);
+    for payload in [
+        order.clone(),
+        fieldlink_seal::seal(&other, "down", 11, [2; 16], &order),
+        fieldlink_seal::seal(&key, "gps", 12, [3; 16], &order),
+        good.clone(),
+        good,
+    ] {
+        obs.client
+            .publish(down.clone(), QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queued");
+    }
+    let got = h.next_downlink(WAIT).await.expect("the sealed downlink");
+    assert_eq!(got.id, "dl-s");
+    assert_eq!(h.next_downlink(Duration::from_millis(300)).await, None);
+    assert_eq!(
+        h.downlinks_dropped(),
+        (0, 4),
+        "plain, foreign, wrong context and replayed refused"
+    );
 }

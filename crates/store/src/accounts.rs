@@ -18,7 +18,8 @@ impl Store {
         with_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO units (id, name, unit_type, skills, secret_salt, secret_hash, \
-                 disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $7)",
+                 seal_key, disabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $8)",
             )
             .bind(&new.id)
             .bind(&new.name)
@@ -26,6 +27,7 @@ impl Store {
             .bind(&skills)
             .bind(&salt)
             .bind(&hash)
+            .bind(&new.seal_key)
             .bind(now)
             .execute(p)
             .await
@@ -38,6 +40,7 @@ impl Store {
             unit_type: new.unit_type,
             skills: new.skills.clone(),
             secret: new.secret,
+            seal_key: Some(new.seal_key.clone()),
             disabled: false,
             created_at: new.now,
             updated_at: new.now,
@@ -82,21 +85,24 @@ impl Store {
         found("unit", id, done)
     }
 
-    /// Replaces a unit's secret (rotation). [`StoreError::NotFound`] when there is no such unit.
+    /// Replaces a unit's secret and the seal key derived from it (rotation).
+    /// [`StoreError::NotFound`] when there is no such unit.
     pub async fn set_unit_secret(
         &self,
         id: &str,
         hash: &SecretHash,
+        seal_key: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (salt, hash) = hash.to_hex();
         let done = with_pool!(self, |p| {
             sqlx::query(
-                "UPDATE units SET secret_salt = $1, secret_hash = $2, updated_at = $3 \
-                 WHERE id = $4",
+                "UPDATE units SET secret_salt = $1, secret_hash = $2, seal_key = $3, \
+                 updated_at = $4 WHERE id = $5",
             )
             .bind(&salt)
             .bind(&hash)
+            .bind(seal_key)
             .bind(now.as_millis())
             .bind(id)
             .execute(p)

@@ -12,6 +12,7 @@
 //! - `accounts.rs`: units (responder handsets) and API tokens.
 //! - `positions.rs`: the latest-position snapshot and the track history.
 //! - `zones.rs`: geofences and grids managed through the API (geometry kept as GeoJSON text).
+//! - `seal_marks.rs`: the replay marks of sealed payloads (docs/security.md).
 //! - `rows.rs`: columns to records. `model.rs`: the records. `secret.rs`: secrets and their
 //!   hashes. `error.rs`: [`StoreError`].
 //! - `testing.rs` (feature `testing`): the PostgreSQL test helper other crates reuse.
@@ -29,6 +30,7 @@ mod model;
 mod positions;
 mod postgres;
 mod rows;
+mod seal_marks;
 pub mod secret;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
@@ -44,6 +46,7 @@ pub use model::{
     NewToken, NewUnit, PositionRow, Role, TokenRecord, TrackRow, UnitRecord, UnitType, UnknownName,
     ZoneKind, ZoneRecord,
 };
+pub use seal_marks::SealMark;
 pub use secret::{SecretHash, format_token, generate_id, generate_secret, parse_token};
 
 /// Where the store lives.

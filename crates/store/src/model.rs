@@ -204,6 +204,9 @@ pub struct NewUnit {
     pub skills: Vec<String>,
     /// Hash of the handset's secret.
     pub secret: SecretHash,
+    /// The key its payloads are sealed with on the embedded broker, derived from the secret
+    /// (`fieldlink_seal::SealKey::derive`; docs/security.md).
+    pub seal_key: String,
     /// Creation time; becomes `created_at` and `updated_at`.
     pub now: Timestamp,
 }
@@ -221,6 +224,9 @@ pub struct UnitRecord {
     pub skills: Vec<String>,
     /// Hash of the current secret.
     pub secret: SecretHash,
+    /// The key derived from the current secret; `None` for a unit registered before sealing,
+    /// until its secret is rotated.
+    pub seal_key: Option<String>,
     /// A disabled unit may not connect.
     pub disabled: bool,
     /// When it was registered.

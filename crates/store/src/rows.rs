@@ -17,7 +17,8 @@ use crate::{
 /// Columns of `units`, in [`UnitRaw`] order.
 macro_rules! unit_columns {
     () => {
-        "id, name, unit_type, skills, secret_salt, secret_hash, disabled, created_at, updated_at"
+        "id, name, unit_type, skills, secret_salt, secret_hash, seal_key, disabled, created_at, \
+         updated_at"
     };
 }
 pub(crate) use unit_columns;
@@ -56,6 +57,7 @@ pub(crate) struct UnitRaw {
     skills: String,
     secret_salt: String,
     secret_hash: String,
+    seal_key: Option<String>,
     disabled: bool,
     created_at: i64,
     updated_at: i64,
@@ -80,6 +82,7 @@ impl TryFrom<UnitRaw> for UnitRecord {
             unit_type,
             skills,
             secret,
+            seal_key: r.seal_key,
             disabled: r.disabled,
             created_at: Timestamp::from_millis(r.created_at),
             updated_at: Timestamp::from_millis(r.updated_at),

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use fieldlink_store::testing::{drop_schema, postgres_config_or_skip, sqlite_config};
 use fieldlink_store::{
-    Backend, NewToken, NewUnit, PositionRow, Role, SecretHash, Store, StoreConfig, StoreError,
-    Timestamp, TrackRow, UnitType, ZoneKind, ZoneRecord, format_token, generate_id,
+    Backend, NewToken, NewUnit, PositionRow, Role, SealMark, SecretHash, Store, StoreConfig,
+    StoreError, Timestamp, TrackRow, UnitType, ZoneKind, ZoneRecord, format_token, generate_id,
     generate_secret, parse_token,
 };
 
@@ -36,6 +36,7 @@ on_both_backends!(
     latest_positions,
     track_history,
     zones,
+    seal_marks,
     reopen_keeps_data
 );
 
@@ -66,6 +67,7 @@ fn new_unit(id: &str, secret: &str) -> NewUnit {
         unit_type: UnitType::EBike,
         skills: vec!["first_aid".into(), "ladder".into()],
         secret: SecretHash::new(secret),
+        seal_key: format!("{secret:0>32}"),
         now: t(1_000),
     }
 }
@@ -154,18 +156,23 @@ async fn units(cfg: StoreConfig) {
 
     let rotated = generate_secret();
     store
-        .set_unit_secret("u2", &SecretHash::new(&rotated), t(3_000))
+        .set_unit_secret("u2", &SecretHash::new(&rotated), &"k".repeat(32), t(3_000))
         .await
         .unwrap();
     let got = store.get_unit("u2").await.unwrap().unwrap();
     assert!(got.secret.verify(&rotated));
+    assert_eq!(
+        got.seal_key.as_deref(),
+        Some("k".repeat(32).as_str()),
+        "the seal key changes with the secret"
+    );
     assert!(
         !got.secret.verify(&secret),
         "the old secret must stop working"
     );
     assert_eq!(got.updated_at, t(3_000));
     let missing = store
-        .set_unit_secret("nobody", &SecretHash::new("x"), t(3_000))
+        .set_unit_secret("nobody", &SecretHash::new("x"), &"k".repeat(32), t(3_000))
         .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound { .. })),
@@ -350,6 +357,52 @@ async fn track_history(cfg: StoreConfig) {
     assert_eq!(left.len(), 500);
     assert_eq!(left[0].fix_time, t(base + 500_000));
     assert_eq!(store.prune_track(t(base + 500_000)).await.unwrap(), 0);
+    store.close().await;
+}
+
+fn mark(unit: &str, channel: &str, last: u64) -> SealMark {
+    SealMark {
+        unit: unit.into(),
+        channel: channel.into(),
+        last,
+    }
+}
+
+async fn seal_marks(cfg: StoreConfig) {
+    let store = Store::open(&cfg).await.unwrap();
+    assert!(store.load_seal_marks().await.unwrap().is_empty());
+    // Microsecond counters of today, and the largest a counter can be.
+    let now_us = 1_764_460_800_000_000;
+    store
+        .save_seal_marks(&[
+            mark("u1", "sealed", now_us),
+            mark("u1", "owntracks", 1_764_460_800),
+            mark("u2", "sealed", i64::MAX as u64),
+        ])
+        .await
+        .unwrap();
+    // A later write raises a mark; an older one landing late does not lower it.
+    store
+        .save_seal_marks(&[mark("u1", "sealed", now_us + 5), mark("u1", "sealed", 3)])
+        .await
+        .unwrap();
+    store
+        .save_seal_marks(&[mark("u1", "sealed", now_us - 1)])
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = Store::open(&cfg).await.unwrap();
+    let mut got = store.load_seal_marks().await.unwrap();
+    got.sort_by(|a, b| (&a.unit, &a.channel).cmp(&(&b.unit, &b.channel)));
+    assert_eq!(
+        got,
+        vec![
+            mark("u1", "owntracks", 1_764_460_800),
+            mark("u1", "sealed", now_us + 5),
+            mark("u2", "sealed", i64::MAX as u64),
+        ]
+    );
     store.close().await;
 }
 

@@ -95,9 +95,36 @@ pub enum Rejection {
         /// The `_type` (clipped).
         kind: String,
     },
-    /// An OwnTracks message sealed with payload encryption, which is not supported yet.
-    #[error("OwnTracks payload encryption is not supported yet: turn it off in the app")]
-    EncryptedUnsupported,
+    /// A plain payload where every payload must be sealed (the embedded broker).
+    #[error(
+        "unit {unit} sent an unsealed payload; on this broker every payload must be sealed with the unit's key (see `fieldlink seal`)"
+    )]
+    Unsealed {
+        /// The topic's unit.
+        unit: UnitId,
+    },
+    /// A sealed payload that does not open with the key of the topic's unit, for the topic's
+    /// kind: another unit's key, an old secret, altered bytes, or a message moved to another
+    /// topic.
+    #[error("payload on the topic of unit {unit} does not open with that unit's key: {detail}")]
+    Forged {
+        /// The topic's unit.
+        unit: UnitId,
+        /// Why it did not open.
+        detail: String,
+    },
+    /// A sealed payload whose counter is not newer than the last one accepted from the unit.
+    #[error(
+        "unit {unit} sent counter {counter}, not newer than {last} already accepted: a replayed or duplicated message"
+    )]
+    Replayed {
+        /// The topic's unit.
+        unit: UnitId,
+        /// The counter in the message.
+        counter: u64,
+        /// The last counter accepted from the unit.
+        last: u64,
+    },
     /// The unit sends faster than its rate limit (`mqtt.max_messages_per_s`); dropped unread.
     #[error("unit {unit} sends more than {rate_per_s} messages a second; dropped")]
     Throttled {
@@ -110,7 +137,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every [`Rejection::reason`], for metrics.
-    pub const REASONS: [&'static str; 13] = [
+    pub const REASONS: [&'static str; 15] = [
         "bad_topic",
         "not_uplink",
         "too_large",
@@ -122,7 +149,9 @@ impl Rejection {
         "empty_batch",
         "batch_too_large",
         "ignored_type",
-        "encrypted_unsupported",
+        "unsealed",
+        "forged",
+        "replayed",
         "throttled",
     ];
 
@@ -140,7 +169,9 @@ impl Rejection {
             Rejection::EmptyBatch => "empty_batch",
             Rejection::BatchTooLarge { .. } => "batch_too_large",
             Rejection::IgnoredType { .. } => "ignored_type",
-            Rejection::EncryptedUnsupported => "encrypted_unsupported",
+            Rejection::Unsealed { .. } => "unsealed",
+            Rejection::Forged { .. } => "forged",
+            Rejection::Replayed { .. } => "replayed",
             Rejection::Throttled { .. } => "throttled",
         }
     }

@@ -231,9 +231,93 @@ fn owntracks_types_we_do_not_use() {
         reason(t, br#"{"_type":"transition","event":"enter"}"#),
         "ignored_type"
     );
+    // Encrypted, from a unit that has no seal key: it cannot be opened.
     assert_eq!(
         reason(t, br#"{"_type":"encrypted","data":"AAAA"}"#),
-        "encrypted_unsupported"
+        "forged"
+    );
+}
+
+/// p7 and bike-2 with their seal keys, and a decoder that requires sealing.
+fn sealed_setup() -> (Decoder, std::collections::HashMap<UnitId, SealKey>) {
+    let units = std::collections::HashMap::from([
+        (unit("p7"), SealKey::derive("secret-p7")),
+        (unit("bike-2"), SealKey::derive("secret-b2")),
+    ]);
+    let decoder =
+        Decoder::new(Topics::default(), Limits::default()).with_sealing(Sealing::Required);
+    (decoder, units)
+}
+
+#[test]
+fn a_sealed_payload_opens_with_its_units_key_and_kind_and_carries_its_counter() {
+    let (d, units) = sealed_setup();
+    let key = SealKey::derive("secret-p7");
+    let sealed = fieldlink_seal::seal(&key, "gps", 77, [1; 16], &gps(vec![fix()]));
+    let env = d.decode("fl/v1/u/p7/gps", &sealed, &units).expect("opens");
+    assert_eq!(env.freshness, Some(Freshness::Counter(77)));
+    assert!(matches!(env.message, Uplink::Gps(_)));
+
+    let offline = v1::StatusHeartbeat {
+        unit: "p7".into(),
+        online: false,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let will = fieldlink_seal::seal(&key, "status", 5, [2; 16], &offline);
+    let env = d.decode("fl/v1/u/p7/status", &will, &units).expect("opens");
+    assert_eq!(
+        env.freshness,
+        Some(Freshness::Offline(5)),
+        "offline notices have their own replay mark"
+    );
+}
+
+#[test]
+fn under_required_sealing_plain_foreign_moved_and_altered_payloads_are_refused() {
+    let (d, units) = sealed_setup();
+    let r = |topic: &str, payload: &[u8]| {
+        d.decode(topic, payload, &units)
+            .expect_err("must be refused")
+            .reason()
+    };
+    let body = gps(vec![fix()]);
+    assert_eq!(r("fl/v1/u/p7/gps", &body), "unsealed");
+    // bike-2 seals a fix claiming p7 with its own key and publishes it on p7's topic.
+    let foreign = fieldlink_seal::seal(&SealKey::derive("secret-b2"), "gps", 9, [3; 16], &body);
+    assert_eq!(r("fl/v1/u/p7/gps", &foreign), "forged");
+    // p7's own sealed fix moved to its receipt topic, and to bike-2's gps topic.
+    let own = fieldlink_seal::seal(&SealKey::derive("secret-p7"), "gps", 10, [4; 16], &body);
+    assert_eq!(r("fl/v1/u/p7/ack", &own), "forged");
+    assert_eq!(r("fl/v1/u/bike-2/gps", &own), "forged");
+    let mut altered = own.clone();
+    *altered.last_mut().expect("not empty") ^= 1;
+    assert_eq!(r("fl/v1/u/p7/gps", &altered), "forged");
+    assert_eq!(r("fl/v1/u/p7/gps", &own[..20]), "forged", "truncated");
+    // OwnTracks too: plain JSON is refused, the app's encrypted envelope with p7's key opens.
+    let json = br#"{"_type":"location","lat":30.26,"lon":120.18,"tst":1700000000}"#;
+    assert_eq!(r("owntracks/p7/phone", json), "unsealed");
+    let ot = fieldlink_seal::seal_owntracks(&SealKey::derive("secret-p7"), [5; 24], json);
+    let env = d.decode("owntracks/p7/phone", &ot, &units).expect("opens");
+    assert_eq!(env.freshness, Some(Freshness::OwnTracksTst(1_700_000_000)));
+    assert_eq!(r("owntracks/bike-2/phone", &ot), "forged");
+}
+
+#[test]
+fn under_optional_sealing_plain_payloads_pass_and_sealed_ones_are_still_checked() {
+    let (d, units) = sealed_setup();
+    let d = d.with_sealing(Sealing::Optional);
+    let body = gps(vec![fix()]);
+    let env = d
+        .decode("fl/v1/u/p7/gps", &body, &units)
+        .expect("plain passes");
+    assert_eq!(env.freshness, None);
+    let foreign = fieldlink_seal::seal(&SealKey::derive("secret-b2"), "gps", 9, [3; 16], &body);
+    assert_eq!(
+        d.decode("fl/v1/u/p7/gps", &foreign, &units)
+            .expect_err("refused")
+            .reason(),
+        "forged"
     );
 }
 

@@ -1,7 +1,7 @@
 //! Shared parts of the ingest integration tests: a real broker, real clients, no mocks.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +11,10 @@ use bytes::Bytes;
 use fieldlink_clock::{ManualClock, SharedClock, Timestamp};
 use fieldlink_ingest::{
     Authenticator, Decoder, Downlink, EmbeddedBroker, EmbeddedBrokerConfig, IngestMetrics, Limits,
-    Received, Source, SourceWorker, Uplink,
+    Received, ReplayMarks, Sealing, Source, SourceWorker, Uplink,
 };
 use fieldlink_proto::{Topics, UnitId, v1};
+use fieldlink_seal::SealKey;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -77,8 +78,12 @@ pub fn credentials() -> TestAuth {
     ]))
 }
 
-pub fn active_units() -> HashSet<UnitId> {
-    HashSet::from([unit("p7"), unit("bike-2")])
+/// The enabled units and their seal keys (derived from their secrets, as the server does).
+pub fn active_units() -> HashMap<UnitId, SealKey> {
+    HashMap::from([
+        (unit("p7"), SealKey::derive("s3cret-p7")),
+        (unit("bike-2"), SealKey::derive("s3cret-b2")),
+    ])
 }
 
 pub fn unit(s: &str) -> UnitId {
@@ -122,12 +127,22 @@ impl Ingest {
         source: Source,
         shutdown: CancellationToken,
     ) -> Self {
-        Self::run_with(test_limits(), topics, registry, metrics, source, shutdown)
+        let sealing = Sealing::Optional;
+        Self::run_with(
+            test_limits(),
+            sealing,
+            topics,
+            registry,
+            metrics,
+            source,
+            shutdown,
+        )
     }
 
-    /// Wires `source` to the pipeline with `limits`.
+    /// Wires `source` to the pipeline with `limits` and `sealing`.
     pub fn run_with(
         limits: Limits,
+        sealing: Sealing,
         topics: Topics,
         registry: Registry,
         metrics: IngestMetrics,
@@ -139,8 +154,9 @@ impl Ingest {
         let (sink, received) = mpsc::channel(256);
         let pipeline = tokio::spawn(fieldlink_ingest::run(
             source.uplink,
-            Decoder::new(topics.clone(), limits),
+            Decoder::new(topics.clone(), limits).with_sealing(sealing),
             Arc::new(active_units()),
+            ReplayMarks::default(),
             shared,
             metrics.clone(),
             sink,
@@ -183,12 +199,14 @@ impl Ingest {
 }
 
 /// Starts the embedded broker on a free port with the test credentials, and the pipeline.
+/// Sealing is optional, so the tests of decoding can send plain payloads; the server requires
+/// it ([`start_embedded_with`] with [`Sealing::Required`]).
 pub fn start_embedded() -> (EmbeddedBroker, Ingest) {
-    start_embedded_with(test_limits())
+    start_embedded_with(test_limits(), Sealing::Optional)
 }
 
-/// [`start_embedded`] with the pipeline's `limits`.
-pub fn start_embedded_with(limits: Limits) -> (EmbeddedBroker, Ingest) {
+/// [`start_embedded`] with the pipeline's `limits` and `sealing`.
+pub fn start_embedded_with(limits: Limits, sealing: Sealing) -> (EmbeddedBroker, Ingest) {
     let topics = unique_topics();
     let mut registry = Registry::default();
     let metrics = IngestMetrics::register(&mut registry);
@@ -200,6 +218,7 @@ pub fn start_embedded_with(limits: Limits) -> (EmbeddedBroker, Ingest) {
     let (broker, source) = EmbeddedBroker::start(
         &cfg,
         Arc::new(credentials()),
+        Arc::new(active_units()),
         &topics,
         &metrics,
         shutdown.clone(),
@@ -207,7 +226,7 @@ pub fn start_embedded_with(limits: Limits) -> (EmbeddedBroker, Ingest) {
     .expect("embedded broker starts");
     (
         broker,
-        Ingest::run_with(limits, topics, registry, metrics, source, shutdown),
+        Ingest::run_with(limits, sealing, topics, registry, metrics, source, shutdown),
     )
 }
 

@@ -11,6 +11,7 @@ use prost::Message as _;
 use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Packet};
 use tokio::sync::mpsc;
 
+use super::seal::Sealer;
 use super::{HandsetConfig, Shared};
 use crate::SimError;
 
@@ -72,8 +73,10 @@ pub(super) async fn run_eventloop(
     unit: UnitId,
     down: String,
     shared: Arc<Shared>,
+    sealer: Option<Arc<Sealer>>,
     downlinks: mpsc::Sender<v1::Downlink>,
 ) {
+    let mut guard = fieldlink_seal::CounterGuard::default();
     let reason = loop {
         let event = match eventloop.poll().await {
             Ok(event) => event,
@@ -86,7 +89,19 @@ pub(super) async fn run_eventloop(
             .on_event(&event);
         match event {
             Event::Incoming(Packet::Publish(p)) if p.topic == down => {
-                match v1::Downlink::decode(p.payload) {
+                let plain = match &sealer {
+                    None => Ok(p.payload.to_vec()),
+                    Some(sealer) => sealer.open_downlink(&mut guard, &p.payload),
+                };
+                let plain = match plain {
+                    Ok(plain) => plain,
+                    Err(why) => {
+                        shared.downlinks_bad.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%unit, %why, "downlink refused: not sealed by fieldlink for this unit");
+                        continue;
+                    }
+                };
+                match v1::Downlink::decode(plain.as_slice()) {
                     Ok(d) => {
                         if downlinks.try_send(d).is_err() {
                             shared.downlinks_dropped.fetch_add(1, Ordering::Relaxed);

@@ -129,10 +129,32 @@ impl Handset {
         Ok(json)
     }
 
-    /// Publishes `payload` on any `topic` (tests of bad input use it). At QoS 1 or 2 it returns
-    /// once the broker acknowledged, or fails with [`SimError::AckTimeout`] or
-    /// [`SimError::Disconnected`]; at QoS 0 once the request is queued on a live connection.
+    /// Publishes `payload` on any `topic` (tests of bad input use it), sealed for that topic
+    /// when the handset seals ([`Handset::seal`]). At QoS 1 or 2 it returns once the broker
+    /// acknowledged, or fails with [`SimError::AckTimeout`] or [`SimError::Disconnected`]; at
+    /// QoS 0 once the request is queued on a live connection.
     pub async fn publish_raw(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: QoS,
+    ) -> Result<(), SimError> {
+        let payload = self.seal(topic, payload);
+        self.publish_bytes(topic, payload, qos).await
+    }
+
+    /// `payload` as this handset would send it on `topic`: sealed with its unit's key and a
+    /// fresh counter, or unchanged when it does not seal. Tests replay what it returns.
+    pub fn seal(&self, topic: &str, payload: Vec<u8>) -> Vec<u8> {
+        match &self.sealer {
+            Some(sealer) => sealer.seal(topic, &payload),
+            None => payload,
+        }
+    }
+
+    /// Publishes exactly `payload` on `topic`, never sealed (tests of unsealed and replayed
+    /// payloads use it); acknowledged as [`Handset::publish_raw`].
+    pub async fn publish_bytes(
         &self,
         topic: &str,
         payload: Vec<u8>,
