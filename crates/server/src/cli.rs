@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{LogFormat, Overrides};
 
@@ -152,9 +152,23 @@ pub struct SimArgs {
     /// handset to its topics. fieldlink's embedded broker accepts only sealed payloads.
     #[arg(long)]
     pub plain: bool,
+    /// Where work orders come from and receipts go: `mqtt` (each unit's downlink topic) or `ws`
+    /// (a session per unit on --server's /ws/handset). Positions and every other message go
+    /// over MQTT either way.
+    #[arg(long, value_enum, default_value_t = OrdersOver::Mqtt)]
+    pub orders: OrdersOver,
     /// How often progress is printed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub progress_every: Duration,
+}
+
+/// `fieldlink sim --orders`: the channel of work orders and receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrdersOver {
+    /// The unit's MQTT downlink; receipts as MQTT acks.
+    Mqtt,
+    /// The server's /ws/handset WebSocket; receipts over it.
+    Ws,
 }
 
 /// `fieldlink demo ...`

@@ -7,19 +7,23 @@
 //! (on foot, e-bike, car), because the server's jump filter uses the type's speed; a third of
 //! them get the `first_aid` skill, so medical incidents find someone. Then the crew
 //! ([`fieldlink_sim::Crew`]) connects over MQTT and runs in real time, and the terminal shows
-//! progress in words every few seconds until Ctrl-C.
+//! progress in words every few seconds until Ctrl-C. With `--orders ws` each unit also opens a
+//! session on the server's `/ws/handset` (the same `--server`) and takes its work orders and
+//! sends its receipts there; positions and the rest stay on MQTT.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fieldlink_proto::UnitId;
-use fieldlink_sim::{Behaviour, Crew, CrewConfig, CrewStats, CrewStatsHandle, UnitKind, kind_for};
+use fieldlink_sim::{
+    Behaviour, Crew, CrewConfig, CrewStats, CrewStatsHandle, OrderChannel, UnitKind, kind_for,
+};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
-use crate::cli::SimArgs;
+use crate::cli::{OrdersOver, SimArgs};
 
 /// Registrations in flight at once.
 const REGISTER_CONCURRENCY: usize = 8;
@@ -47,9 +51,16 @@ pub async fn run(config: &Config, args: SimArgs, stop: CancellationToken) -> Res
     if args.orders_only {
         cfg.behaviour = Behaviour::orders_only();
     }
+    if args.orders == OrdersOver::Ws {
+        cfg.orders = OrderChannel::websocket(args.server.clone());
+        println!(
+            "Their work orders come over WebSocket, from {}/ws/handset.",
+            args.server.trim_end_matches('/')
+        );
+    }
     let crew = Crew::connect(cfg)
         .await
-        .context("the simulated responders could not connect to the broker (is --broker the address of fieldlink's MQTT port?)")?;
+        .context("the simulated responders could not connect (is --broker the address of fieldlink's MQTT port, and --server its HTTP address?)")?;
     let stats = crew.stats_handle();
     println!(
         "{} responders on duty. Progress every {}; press Ctrl-C to stop.",
@@ -236,6 +247,25 @@ mod tests {
         let ids = unit_ids("x", 1500).expect("ids");
         assert_eq!(ids[1499].as_str(), "x1499");
         assert!(unit_ids("bad prefix/", 1).is_err());
+    }
+
+    #[test]
+    fn orders_come_over_mqtt_unless_asked_for_websocket() {
+        use clap::Parser as _;
+
+        use crate::cli::{Cli, Command};
+        let orders = |extra: &[&str]| {
+            let args = ["fieldlink", "sim", "--token", "t"].iter().chain(extra);
+            match Cli::try_parse_from(args).expect("parses").command {
+                Some(Command::Sim(sim)) => sim.orders,
+                other => panic!("not sim: {other:?}"),
+            }
+        };
+        assert_eq!(orders(&[]), OrdersOver::Mqtt);
+        assert_eq!(orders(&["--orders", "ws"]), OrdersOver::Ws);
+        assert!(
+            Cli::try_parse_from(["fieldlink", "sim", "--token", "t", "--orders", "sms"]).is_err()
+        );
     }
 
     #[test]

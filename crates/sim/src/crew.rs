@@ -1,4 +1,5 @@
-//! A crew: N simulated [`Responder`]s, each over its own real [`Handset`] (MQTT).
+//! A crew: N simulated [`Responder`]s, each over its own real [`Handset`] (MQTT), and over a
+//! [`WsHandset`] session too when its orders come over WebSocket ([`OrderChannel`]).
 //!
 //! [`Crew::connect`] connects every unit (at most [`CrewConfig::connect_concurrency`] at once).
 //! [`Crew::step`] is one step at the clock's current time: every handset's pending downlinks go to
@@ -15,10 +16,17 @@
 //! it held back. A connection lost for any other reason is re-made at the next step after a
 //! backoff (1 s doubling to 30 s); receipts and reports that could not go meanwhile wait for it.
 //!
-//! Orders arrive over MQTT only (the handset's downlink topic); the WebSocket `/ws/handset` path
-//! is not simulated here.
+//! Orders ([`CrewConfig::orders`]) come over MQTT, the handset's downlink topic, by default. With
+//! [`OrderChannel::WebSocket`] each unit also holds a session on the server's `/ws/handset`
+//! (opened with the MQTT connection, dropped with it on a coverage loss, re-made with it), and
+//! its receipts go over that session instead of as MQTT `Ack`s; positions and every other uplink
+//! stay on MQTT. The server publishes each order on MQTT as well (its path of record) and may
+//! push it twice on the socket (pushed, and in the open list of a session just opening): the
+//! responder answers the first copy and drops the others by their downlink id
+//! ([`Tally::duplicates`]), so one order gets one answer whichever channel was faster.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::responder::{Action, Behaviour, Responder, Tally};
 use crate::route::{Bbox, SplitMix64, UnitKind};
+use crate::ws::{WsHandset, WsHandsetConfig};
 use crate::{Handset, HandsetConfig, SimError};
 
 /// First wait before reconnecting a lost handset; doubles up to [`MAX_BACKOFF`].
@@ -41,6 +50,34 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Messages a disconnected unit keeps for when it is back (fixes are not kept: they are live).
 const BACKLOG: usize = 1_000;
+
+/// Where a crew's work orders come from, and where its receipts go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OrderChannel {
+    /// The handset's MQTT downlink; receipts are `Ack`s on MQTT. The default.
+    #[default]
+    Mqtt,
+    /// The server's `/ws/handset`, one session per unit beside its MQTT connection; receipts
+    /// go over the session. Orders that also come over MQTT are answered once (module docs).
+    WebSocket {
+        /// The server's HTTP base URL (`http://127.0.0.1:8080`, `https://...`) or its
+        /// WebSocket URL.
+        server: String,
+        /// For `wss://`: the CA certificates (PEM) to trust; `None`: the system's roots.
+        ca_file: Option<PathBuf>,
+    },
+}
+
+impl OrderChannel {
+    /// Over the server's `/ws/handset` at `server` (its HTTP base URL), trusting the system's
+    /// roots for `https://`.
+    pub fn websocket(server: impl Into<String>) -> Self {
+        OrderChannel::WebSocket {
+            server: server.into(),
+            ca_file: None,
+        }
+    }
+}
 
 /// How a crew runs. [`CrewConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -80,12 +117,14 @@ pub struct CrewConfig {
     /// Whether handsets seal their payloads ([`HandsetConfig::sealed`]): true for fieldlink's
     /// embedded broker, false for an external one.
     pub sealed: bool,
+    /// Where work orders come from and receipts go (MQTT by default).
+    pub orders: OrderChannel,
 }
 
 impl CrewConfig {
     /// Defaults: wall clock, seed 0, Shangcheng, [`Behaviour::default`], seeded starts and
     /// kinds, a fix per second, 64 connects and 64 publishing units at once, keep-alive 30 s,
-    /// PUBACK within 10 s, sealed.
+    /// PUBACK within 10 s, sealed, orders over MQTT.
     pub fn new(broker: impl Into<String>, topics: Topics, units: Vec<(UnitId, String)>) -> Self {
         CrewConfig {
             broker: broker.into(),
@@ -104,7 +143,19 @@ impl CrewConfig {
             keep_alive: Duration::from_secs(30),
             ack_timeout: Duration::from_secs(10),
             sealed: true,
+            orders: OrderChannel::Mqtt,
         }
+    }
+
+    /// Unit `unit`'s WebSocket session, when orders come over WebSocket.
+    fn ws_config(&self, unit: &UnitId, secret: &str) -> Option<WsHandsetConfig> {
+        let OrderChannel::WebSocket { server, ca_file } = &self.orders else {
+            return None;
+        };
+        let mut cfg = WsHandsetConfig::new(server.clone(), unit.clone(), secret);
+        cfg.ca_file = ca_file.clone();
+        cfg.answer_timeout = self.ack_timeout;
+        Some(cfg)
     }
 
     /// Every problem with this config, in words.
@@ -164,8 +215,16 @@ pub struct CrewStats {
     pub fixes_sent: u64,
     /// Fixes sent in buffered batches after a coverage loss.
     pub buffered_fixes_sent: u64,
-    /// Downlinks received.
+    /// WebSocket order sessions open now ([`OrderChannel::WebSocket`]).
+    pub ws_connected: u64,
+    /// Downlinks received (over MQTT and WebSocket).
     pub downlinks: u64,
+    /// Of those, the ones received over WebSocket.
+    pub ws_downlinks: u64,
+    /// Second copies of a delivery, dropped (an order over both channels).
+    pub duplicates: u64,
+    /// Receipts the server acknowledged (PUBACK on MQTT, `result` on WebSocket).
+    pub receipts_sent: u64,
     /// Distinct work orders received.
     pub orders_received: u64,
     /// Orders accepted.
@@ -196,10 +255,14 @@ pub struct CrewStats {
 struct Counters {
     units: AtomicU64,
     connected: AtomicU64,
+    ws_connected: AtomicU64,
     offline: AtomicU64,
     fixes_sent: AtomicU64,
     buffered_fixes_sent: AtomicU64,
     downlinks: AtomicU64,
+    ws_downlinks: AtomicU64,
+    duplicates: AtomicU64,
+    receipts_sent: AtomicU64,
     orders_received: AtomicU64,
     accepted: AtomicU64,
     rejected: AtomicU64,
@@ -231,6 +294,7 @@ impl Counters {
         add(&self.resolved, after.resolved - before.resolved);
         add(&self.withdrawn, after.withdrawn - before.withdrawn);
         add(&self.coverage_losses, after.offline - before.offline);
+        add(&self.duplicates, after.duplicates - before.duplicates);
     }
 
     fn snapshot(&self) -> CrewStats {
@@ -238,10 +302,14 @@ impl Counters {
         CrewStats {
             units: l(&self.units),
             connected: l(&self.connected),
+            ws_connected: l(&self.ws_connected),
             offline: l(&self.offline),
             fixes_sent: l(&self.fixes_sent),
             buffered_fixes_sent: l(&self.buffered_fixes_sent),
             downlinks: l(&self.downlinks),
+            ws_downlinks: l(&self.ws_downlinks),
+            duplicates: l(&self.duplicates),
+            receipts_sent: l(&self.receipts_sent),
             orders_received: l(&self.orders_received),
             accepted: l(&self.accepted),
             rejected: l(&self.rejected),
@@ -291,6 +359,9 @@ struct Member {
     responder: Responder,
     handset_cfg: HandsetConfig,
     handset: Option<Handset>,
+    /// The unit's `/ws/handset` session, when its orders come over WebSocket.
+    ws_cfg: Option<WsHandsetConfig>,
+    ws: Option<WsHandset>,
     /// Out of coverage on purpose (no reconnect until the responder comes back).
     offline: bool,
     backoff: Duration,
@@ -356,6 +427,8 @@ impl Crew {
                 responder,
                 handset_cfg,
                 handset: None,
+                ws_cfg: cfg.ws_config(unit, secret),
+                ws: None,
                 offline: false,
                 backoff: MIN_BACKOFF,
                 retry_at: None,
@@ -364,18 +437,23 @@ impl Crew {
         }
         let mut joins = JoinSet::new();
         for (i, m) in members.iter().enumerate() {
-            let (cfg, permits) = (m.handset_cfg.clone(), connect_permits.clone());
+            let (cfg, ws_cfg) = (m.handset_cfg.clone(), m.ws_cfg.clone());
+            let permits = connect_permits.clone();
             joins.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                (i, Handset::connect(cfg).await)
+                (i, connect_unit(cfg, ws_cfg).await)
             });
         }
         let (mut failed, mut first) = (0, None);
         while let Some(joined) = joins.join_next().await {
             match joined {
-                Ok((i, Ok(h))) => {
+                Ok((i, Ok((h, ws)))) => {
                     members[i].handset = Some(h);
                     counters.connected.fetch_add(1, Ordering::Relaxed);
+                    if ws.is_some() {
+                        counters.ws_connected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    members[i].ws = ws;
                 }
                 Ok((_, Err(e))) => {
                     failed += 1;
@@ -424,6 +502,13 @@ impl Crew {
             if let Some(h) = &mut m.handset {
                 while let Some(d) = h.next_downlink(Duration::ZERO).await {
                     report.downlinks += 1;
+                    m.pending.extend(m.responder.on_downlink(now, &d));
+                }
+            }
+            if let Some(ws) = &mut m.ws {
+                while let Some(d) = ws.next_downlink(Duration::ZERO).await {
+                    report.downlinks += 1;
+                    add(&counters.ws_downlinks, 1);
                     m.pending.extend(m.responder.on_downlink(now, &d));
                 }
             }
@@ -496,6 +581,10 @@ impl Crew {
             .for_each_concurrent(64, |mut m| {
                 let counters = counters.clone();
                 async move {
+                    if let Some(ws) = m.ws.take() {
+                        counters.ws_connected.fetch_sub(1, Ordering::Relaxed);
+                        ws.close().await;
+                    }
                     if let Some(h) = m.handset.take() {
                         counters.connected.fetch_sub(1, Ordering::Relaxed);
                         if let Err(e) = h.disconnect().await {
@@ -513,6 +602,11 @@ impl Member {
         &self.handset_cfg.unit
     }
 
+    /// Whether a connection the unit should hold is missing.
+    fn link_missing(&self) -> bool {
+        self.handset.is_none() || (self.ws_cfg.is_some() && self.ws.is_none())
+    }
+
     /// Publishes what is pending, in order; returns (published, errors).
     async fn flush(&mut self, counters: &Counters, permits: &Semaphore) -> (usize, usize) {
         let (mut published, mut errors) = (0, 0);
@@ -522,15 +616,24 @@ impl Member {
             self.retry_at = Some(Instant::now() + self.backoff);
             tracing::debug!(unit = %self.unit(), "connection lost; reconnecting later");
         }
+        if self.ws.as_ref().is_some_and(|ws| !ws.is_connected()) {
+            self.ws = None;
+            counters.ws_connected.fetch_sub(1, Ordering::Relaxed);
+            self.retry_at.get_or_insert(Instant::now() + self.backoff);
+            tracing::debug!(unit = %self.unit(), "WebSocket session lost; reconnecting later");
+        }
         let retry = self.retry_at.is_some_and(|t| Instant::now() >= t);
-        if self.handset.is_none()
+        if self.link_missing()
             && !self.offline
             && retry
             && self.reconnect(counters, permits).await.is_err()
         {
             errors += 1;
         }
-        while let Some(action) = self.pending.pop_front() {
+        // What cannot go now is kept (`keep`) for the next flush, not retried in this one: a
+        // loop over `self.pending` itself would spin on a kept action for ever.
+        let mut queue = std::mem::take(&mut self.pending);
+        while let Some(action) = queue.pop_front() {
             match action {
                 Action::GoOffline => {
                     self.offline = true;
@@ -539,20 +642,37 @@ impl Member {
                     if self.handset.take().is_some() {
                         counters.connected.fetch_sub(1, Ordering::Relaxed);
                     }
+                    // The same radio carries the WebSocket: it goes too, without a close frame.
+                    if self.ws.take().is_some() {
+                        counters.ws_connected.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
                 Action::ComeBack => {
                     self.offline = false;
                     counters.offline.fetch_sub(1, Ordering::Relaxed);
-                    if self.handset.is_none() && self.reconnect(counters, permits).await.is_err() {
+                    if self.link_missing() && self.reconnect(counters, permits).await.is_err() {
                         errors += 1;
                     }
                 }
                 action => {
-                    let Some(h) = &self.handset else {
-                        self.keep(action);
-                        continue;
+                    let result = match (&action, &self.ws_cfg) {
+                        // Receipts go the way the orders come.
+                        (Action::Receipt(receipt), Some(_)) => {
+                            let Some(ws) = &self.ws else {
+                                self.keep(action);
+                                continue;
+                            };
+                            ws.send_receipt(receipt).await.map(drop)
+                        }
+                        _ => {
+                            let Some(h) = &self.handset else {
+                                self.keep(action);
+                                continue;
+                            };
+                            send(h, &action).await
+                        }
                     };
-                    match send(h, &action).await {
+                    match result {
                         Ok(()) => {
                             published += 1;
                             match &action {
@@ -560,7 +680,7 @@ impl Member {
                                 Action::BufferedFixes(f) => {
                                     add(&counters.buffered_fixes_sent, f.len() as u64)
                                 }
-                                Action::Receipt(_) => {}
+                                Action::Receipt(_) => add(&counters.receipts_sent, 1),
                                 _ => add(&counters.other_sent, 1),
                             }
                         }
@@ -589,17 +709,16 @@ impl Member {
         }
     }
 
+    /// Connects what is missing: the MQTT handset, the WebSocket session, or both.
     async fn reconnect(&mut self, counters: &Counters, permits: &Semaphore) -> Result<(), ()> {
         let result = {
             let _permit = permits.acquire().await;
-            Handset::connect(self.handset_cfg.clone()).await
+            self.connect_missing(counters).await
         };
         match result {
-            Ok(h) => {
-                self.handset = Some(h);
+            Ok(()) => {
                 self.backoff = MIN_BACKOFF;
                 self.retry_at = None;
-                add(&counters.connected, 1);
                 add(&counters.reconnects, 1);
                 Ok(())
             }
@@ -610,6 +729,38 @@ impl Member {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(())
             }
+        }
+    }
+
+    /// Connects the MQTT handset and the WebSocket session that are missing.
+    async fn connect_missing(&mut self, counters: &Counters) -> Result<(), SimError> {
+        if self.handset.is_none() {
+            self.handset = Some(Handset::connect(self.handset_cfg.clone()).await?);
+            add(&counters.connected, 1);
+        }
+        if let (None, Some(cfg)) = (&self.ws, &self.ws_cfg) {
+            self.ws = Some(WsHandset::connect(cfg.clone()).await?);
+            add(&counters.ws_connected, 1);
+        }
+        Ok(())
+    }
+}
+
+/// Connects a unit's MQTT handset and, when asked, its WebSocket session; a unit whose session
+/// cannot open does not stay half connected.
+async fn connect_unit(
+    cfg: HandsetConfig,
+    ws_cfg: Option<WsHandsetConfig>,
+) -> Result<(Handset, Option<WsHandset>), SimError> {
+    let handset = Handset::connect(cfg).await?;
+    let Some(ws_cfg) = ws_cfg else {
+        return Ok((handset, None));
+    };
+    match WsHandset::connect(ws_cfg).await {
+        Ok(ws) => Ok((handset, Some(ws))),
+        Err(e) => {
+            let _ = handset.disconnect().await;
+            Err(e)
         }
     }
 }

@@ -15,32 +15,38 @@
 //!   receipts, human-like acceptance delays, declines and silence, travel to the scene, arrival,
 //!   resolution, cancel and reassignment, heartbeats, duty status, push-to-talk, video, field
 //!   reports, SOS, coverage losses with buffered batches.
+//! - [`ws`]: one handset's WebSocket session on the server's `/ws/handset`: work orders, cancels
+//!   and reassignments in (as the downlinks MQTT would carry, with the same ids), receipts out.
 //! - [`crew`]: N responders over real handsets, stepped on the clock ([`Crew::step`], for tests on
 //!   a manual clock) or in real time ([`Crew::run`], for `fieldlink sim` and `fieldlink demo`).
+//!   Their orders come over MQTT, or over WebSocket ([`CrewConfig::orders`]); everything else
+//!   goes over MQTT.
 //!
 //! # Not here yet
 //!
-//! Orders over WebSocket (`/ws/handset`): the crew receives them over MQTT only. The load
-//! benchmark of issue 7 is built elsewhere on [`fleet`].
+//! Duty status over WebSocket (`status` on `/ws/handset`): the crew reports it over MQTT. The
+//! load benchmark of issue 7 is built elsewhere on [`fleet`].
 
 pub mod crew;
 pub mod fleet;
 pub mod handset;
 pub mod responder;
 pub mod route;
+pub mod ws;
 
 use std::time::Duration;
 
 use fieldlink_proto::UnitId;
 use thiserror::Error;
 
-pub use crew::{Crew, CrewConfig, CrewStats, CrewStatsHandle, StepReport, kind_for};
+pub use crew::{Crew, CrewConfig, CrewStats, CrewStatsHandle, OrderChannel, StepReport, kind_for};
 pub use fleet::{Fleet, FleetConfig, FleetStats, PublishedFix};
 pub use handset::seal::Sealer;
 pub use handset::{Handset, HandsetConfig};
 pub use responder::{Action, Answer, Behaviour, Responder, ResponderState, Tally};
 pub use route::{Bbox, Route, RoutePoint, SplitMix64, UnitKind};
 pub use rumqttc::QoS;
+pub use ws::{WsHandset, WsHandsetConfig};
 
 /// What can go wrong when a simulated handset talks to a broker.
 #[derive(Debug, Error)]
@@ -118,6 +124,42 @@ pub enum SimError {
         /// The first failure.
         #[source]
         first: Box<SimError>,
+    },
+    /// The server's URL is not `http(s)://` or `ws(s)://` with a host.
+    #[error(
+        "server URL {0:?} is not http(s):// or ws(s):// with a host (for example http://127.0.0.1:8080)"
+    )]
+    BadServer(String),
+    /// The handset's WebSocket session could not be opened (nothing listening, TLS, refused
+    /// upgrade, no `hello` in time).
+    #[error("unit {unit} could not open a WebSocket session at {url}: {reason}")]
+    WsConnect {
+        /// The `ws(s)://.../ws/handset` URL.
+        url: String,
+        /// The unit.
+        unit: UnitId,
+        /// What went wrong, in words (a refusal carries the HTTP status and the API's error).
+        reason: String,
+    },
+    /// The server did not answer a WebSocket receipt in time; it may or may not have it.
+    #[error("unit {unit}: no answer to a WebSocket receipt within {after:?}")]
+    NoAnswer {
+        /// The unit.
+        unit: UnitId,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The server answered a WebSocket receipt with an error (e.g. not this unit's order).
+    #[error("unit {unit}: the receipt for order {order} was refused: {code}: {message}")]
+    ReceiptRefused {
+        /// The unit.
+        unit: UnitId,
+        /// The order.
+        order: String,
+        /// The error code.
+        code: String,
+        /// The error message.
+        message: String,
     },
     /// The configuration cannot work (every problem, in words).
     #[error("the simulator configuration is not usable: {}", .0.join("; "))]

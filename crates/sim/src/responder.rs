@@ -22,6 +22,10 @@
 //!   `OrderUpdated` with a new location re-plans the trip. Repeats of an order it already has
 //!   (the server re-sends until the receipt) are answered with `DELIVERED` again while undecided,
 //!   and ignored otherwise.
+//! - **The same delivery twice** (a downlink whose `id` it has seen, e.g. an order that came over
+//!   MQTT and over the handset's WebSocket, or a QoS 1 redelivery) is dropped and counted
+//!   ([`Tally::duplicates`]): one delivery gets one answer. A re-send is a new delivery (the
+//!   server's ids are `{order}/{attempt}`), so it is still answered as above.
 //! - **Extras** ([`Behaviour::extras`], each at its own rate, 0 turns it off): a heartbeat every
 //!   [`Behaviour::heartbeat_every`], duty status (on duty at the start, breaks), push-to-talk
 //!   bursts (floor request, then release), video streams (started, keepalives, stopped), field
@@ -43,6 +47,9 @@ use crate::route::{Bbox, M_PER_DEG, Route, SplitMix64, UnitKind};
 pub const MAX_BATCH: usize = 500;
 /// Finished orders remembered, to ignore the server's late re-sends of them.
 const REMEMBERED_ORDERS: usize = 64;
+/// Downlink ids remembered, to drop the second copy of a delivery. Both copies of an order come
+/// within moments of each other, so a short memory is enough.
+const REMEMBERED_DELIVERIES: usize = 128;
 /// Battery drain of a simulated handset, percent per hour.
 const DRAIN_PCT_PER_HOUR: f64 = 8.0;
 
@@ -292,6 +299,8 @@ pub struct Tally {
     pub withdrawn: u64,
     /// Coverage losses.
     pub offline: u64,
+    /// Deliveries seen again and dropped (the same downlink id over a second channel).
+    pub duplicates: u64,
 }
 
 /// Where the responder is heading for, and what for.
@@ -371,6 +380,8 @@ pub struct Responder {
     streams_started: u64,
     buffer: Vec<v1::GpsFix>,
     done: VecDeque<String>,
+    /// Ids of the latest downlinks, oldest first.
+    deliveries: VecDeque<String>,
     tally: Tally,
     battery_pct: f64,
     accuracy_m: f32,
@@ -414,6 +425,7 @@ impl Responder {
             streams_started: 0,
             buffer: Vec::new(),
             done: VecDeque::new(),
+            deliveries: VecDeque::new(),
             tally: Tally::default(),
             battery_pct,
             accuracy_m,
@@ -516,6 +528,10 @@ impl Responder {
     pub fn on_downlink(&mut self, now: Timestamp, downlink: &v1::Downlink) -> Vec<Action> {
         use v1::downlink::Body;
         let mut out = Vec::new();
+        if self.seen_before(&downlink.id) {
+            self.tally.duplicates += 1;
+            return out;
+        }
         match &downlink.body {
             Some(Body::Order(order)) => self.on_order(now, order, &mut out),
             Some(Body::OrderUpdated(u)) => {
@@ -945,6 +961,22 @@ impl Responder {
             reason: reason.to_owned(),
             position: Some(self.fix(now)),
         })
+    }
+
+    /// Whether a downlink with this id came before; remembers it. Downlinks without an id are
+    /// never duplicates.
+    fn seen_before(&mut self, id: &str) -> bool {
+        if id.is_empty() {
+            return false;
+        }
+        if self.deliveries.iter().any(|d| d == id) {
+            return true;
+        }
+        if self.deliveries.len() == REMEMBERED_DELIVERIES {
+            self.deliveries.pop_front();
+        }
+        self.deliveries.push_back(id.to_owned());
+        false
     }
 
     fn remember(&mut self, order: &str) {

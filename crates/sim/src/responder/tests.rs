@@ -27,8 +27,13 @@ fn prompt(delay: u64) -> Behaviour {
 }
 
 fn order(id: &str, to: (f64, f64)) -> v1::Downlink {
+    attempt(id, 1, to)
+}
+
+/// Delivery number `n` of order `id` (the server's downlink id is `{order}/{attempt}`).
+fn attempt(id: &str, n: u32, to: (f64, f64)) -> v1::Downlink {
     v1::Downlink {
-        id: format!("{id}/1"),
+        id: format!("{id}/{n}"),
         body: Some(v1::downlink::Body::Order(v1::WorkOrder {
             order_id: id.into(),
             incident_id: "inc-1".into(),
@@ -117,7 +122,7 @@ fn a_responder_who_never_answers_only_confirms_delivery_and_then_forgets() {
     let first = r.on_downlink(at(0), &order("o1", east_300()));
     assert_eq!(receipts(&first), [("o1".into(), v1::OrderState::Delivered)]);
     // The server re-sends while it has no receipt: delivery is confirmed again, nothing more.
-    let again = r.on_downlink(at(4), &order("o1", east_300()));
+    let again = r.on_downlink(at(4), &attempt("o1", 2, east_300()));
     assert_eq!(receipts(&again), [("o1".into(), v1::OrderState::Delivered)]);
     for s in 1..=89 {
         assert!(receipts(&r.tick(at(s))).is_empty());
@@ -292,4 +297,33 @@ fn the_same_seed_gives_the_same_shift_and_another_seed_another() {
     let kinds = |f: fn(&Action) -> bool| a.iter().filter(|x| f(x)).count();
     assert!(kinds(|x| matches!(x, Action::Heartbeat(_))) >= 60);
     assert!(kinds(|x| matches!(x, Action::Receipt(_))) >= 6);
+}
+
+#[test]
+fn the_same_delivery_over_two_channels_is_answered_once() {
+    let mut r = responder(prompt(5), UnitKind::OnFoot);
+    r.tick(at(0));
+    let over_mqtt = r.on_downlink(at(1), &order("o1", east_300()));
+    assert_eq!(
+        receipts(&over_mqtt),
+        [("o1".into(), v1::OrderState::Delivered)]
+    );
+    // The copy from the WebSocket: same downlink id, no second answer.
+    assert!(r.on_downlink(at(1), &order("o1", east_300())).is_empty());
+    assert_eq!(r.tally().duplicates, 1);
+    assert_eq!(r.tally().orders, 1);
+    // A re-send is a new delivery: confirmed again while undecided.
+    let resent = r.on_downlink(at(3), &attempt("o1", 2, east_300()));
+    assert_eq!(
+        receipts(&resent),
+        [("o1".into(), v1::OrderState::Delivered)]
+    );
+    let got = r.tick(at(6));
+    assert_eq!(
+        receipts(&got),
+        [
+            ("o1".into(), v1::OrderState::Accepted),
+            ("o1".into(), v1::OrderState::EnRoute)
+        ]
+    );
 }
