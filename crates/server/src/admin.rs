@@ -226,8 +226,10 @@ pub fn announce_first_run(
     println!("Try:  curl -H 'Authorization: Bearer <admin token>' http://{http}/api/v1/units");
     if let Some(mqtt) = server.mqtt_addr() {
         let mqtt = local_view(mqtt);
+        // The embedded broker takes sealed payloads only: `fieldlink seal` seals the fix
+        // with the demo unit's key (README, "Try it with mosquitto_pub").
         println!(
-            "      mosquitto_pub -h {} -p {} -i demo-1 -u demo-1 -P <demo secret> -t owntracks/demo-1/phone -m '{{\"_type\":\"location\",\"lat\":30.2741,\"lon\":120.1551,\"tst\":'$(date +%s)'}}'",
+            "      echo '{{\"_type\":\"location\",\"lat\":30.2741,\"lon\":120.1551,\"tst\":'$(date +%s)'}}' \\\n        | FL_UNIT_SECRET=<demo secret> cargo run -q --bin fieldlink -- seal --topic owntracks/demo-1/phone \\\n        | mosquitto_pub -h {} -p {} -i demo-1 -u demo-1 -P <demo secret> -t owntracks/demo-1/phone -s",
             mqtt.ip(),
             mqtt.port()
         );
