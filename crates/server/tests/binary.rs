@@ -246,3 +246,52 @@ fn tls_without_a_certificate_is_a_config_error_in_words() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+/// Runs `fieldlink seal ARGS` with the unit's secret in the environment and `input` on stdin.
+fn seal(args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = fieldlink()
+        .arg("seal")
+        .args(args)
+        .env("FL_UNIT_SECRET", "the-unit-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fieldlink runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("input written");
+    child.wait_with_output().expect("fieldlink ends")
+}
+
+#[test]
+fn seal_seals_for_a_topic_opens_a_downlink_and_prints_the_key() {
+    let key = fieldlink_seal::SealKey::derive("the-unit-secret");
+    // An uplink sealed for its topic's kind, with the unit's key.
+    let out = seal(&["--topic", "fl/v1/u/demo-1/gps"], b"a fix");
+    assert!(out.status.success(), "{out:?}");
+    let opened = fieldlink_seal::open(&key, "gps", &out.stdout).expect("opens for gps");
+    assert_eq!(opened.payload, b"a fix");
+    // A downlink (sealed here for its topic) opens with --open.
+    let down = seal(&["--topic", "fl/v1/u/demo-1/down"], b"an order");
+    let out = seal(&["--open"], &down.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"an order");
+    // The key, for the OwnTracks app.
+    let out = seal(&["--print-key"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), key.as_text());
+    // An uplink is not a downlink, and a topic must be ours: refused in words.
+    let out = seal(
+        &["--open"],
+        &seal(&["--topic", "fl/v1/u/demo-1/gps"], b"x").stdout,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a downlink sealed for this unit"));
+    let out = seal(&["--topic", "fl/v1/u/demo-1"], b"x");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a fieldlink topic"));
+}
