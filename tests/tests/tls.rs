@@ -1,6 +1,7 @@
 //! TLS end to end, with certificates from `fieldlink_tls::dev` (what `fieldlink certs dev`
 //! writes): fieldlink serving HTTPS, WSS and MQTT over TLS on its embedded broker, with the
 //! plain listeners off; real clients that trust the CA get in, clients that do not are refused;
+//! and silent or crowding clients not shutting the TLS listener for the others;
 //! and fieldlink refusing an external broker (a private Mosquitto with a TLS listener) whose
 //! certificate comes from another CA, has expired or names another host.
 
@@ -40,6 +41,7 @@ fn hosts() -> Vec<String> {
 async fn start_tls_server(
     certs: &dev::DevFiles,
     data: &Path,
+    per_address: usize,
 ) -> (Server, String, SocketAddr, SocketAddr) {
     let mqtts: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let mut config = Config {
@@ -54,14 +56,19 @@ async fn start_tls_server(
     config.mqtt.listen = plain;
     config.mqtt.plain = false;
     config.mqtt.tls_listen = Some(mqtts);
+    config.mqtt.max_connections_per_address = per_address;
     config.store.flush_interval_ms = 100;
-    config.units = vec![ConfiguredUnit {
-        id: UNIT.to_owned(),
-        secret: SECRET.to_owned(),
-        name: String::new(),
-        unit_type: "on_foot".into(),
-        skills: vec![],
-    }];
+    // UNIT, and two more (`{UNIT}-2`, `{UNIT}-3`) for tests that need several connections.
+    config.units = ["", "-2", "-3"]
+        .iter()
+        .map(|suffix| ConfiguredUnit {
+            id: format!("{UNIT}{suffix}"),
+            secret: SECRET.to_owned(),
+            name: String::new(),
+            unit_type: "on_foot".into(),
+            skills: vec![],
+        })
+        .collect();
     config.validate().expect("the TLS config is valid");
     let server = fieldlink_server::start(config, Arc::new(SystemClock))
         .await
@@ -153,7 +160,7 @@ async fn https_wss_and_mqtts_let_in_clients_that_trust_the_ca_and_nobody_else() 
     let certs = dev::generate(&dir.path().join("certs"), &hosts(), 30).expect("certs");
     let other = dev::generate(&dir.path().join("other"), &hosts(), 30).expect("other certs");
     let (server, admin, mqtts, plain_mqtt) =
-        start_tls_server(&certs, &dir.path().join("data")).await;
+        start_tls_server(&certs, &dir.path().join("data"), 256).await;
     let http = server.http_addr();
 
     // HTTPS: a client trusting the CA reads the API; one trusting another CA is refused.
@@ -260,6 +267,71 @@ impl Drop for PrivateMosquitto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// rumqttd alone would do the TLS handshake in its accept loop with no timeout, so one silent
+/// socket would stop every TLS handset; fieldlink's own TLS listener does each handshake in its
+/// own task with a timeout, and caps connections per address (here 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_client_or_a_crowd_from_one_address_cannot_shut_the_tls_listener() {
+    let dir = tempfile::tempdir().expect("dir");
+    let certs = dev::generate(&dir.path().join("certs"), &hosts(), 30).expect("certs");
+    let (server, _admin, mqtts, _plain) =
+        start_tls_server(&certs, &dir.path().join("data"), 3).await;
+    let http = server.http_addr();
+    let metric = |reason: &'static str| {
+        let ca = certs.ca.clone();
+        async move {
+            let (_, text) = https_get(http, &ca, "/metrics", "").await.expect("metrics");
+            let line = format!("fieldlink_mqtt_connect_refused_total{{reason=\"{reason}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line)?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        }
+    };
+
+    // Each connection its own unit: a second login of one client id would take over the first.
+    let ca = certs.ca.clone();
+    let handset = |unit: &'static str| {
+        let options = mqtts_options(mqtts, &ca, unit, SECRET);
+        async move {
+            let (client, mut eventloop) = AsyncClient::new(options, 16);
+            let outcome = connack(&mut eventloop).await;
+            // Keep polling, so the connection stays up while the caller holds the client.
+            // (Only when connected: polling after an error would connect again.)
+            let connected = outcome.is_ok();
+            let pump =
+                tokio::spawn(async move { while connected && eventloop.poll().await.is_ok() {} });
+            (outcome, client, pump)
+        }
+    };
+
+    // A socket that never says a word: a handset still gets in beside it.
+    let silent = TcpStream::connect(mqtts).await.expect("tcp");
+    let (first, _c1, _p1) = handset("tls-unit-1").await;
+    first.expect("a handset gets in beside a silent socket");
+    // The third connection from this address fills its 3 slots; a fourth is closed at once.
+    let (second, _c2, _p2) = handset("tls-unit-1-2").await;
+    second.expect("the second handset connection");
+    let (fourth, _c3, _p3) = handset("tls-unit-1-3").await;
+    assert!(
+        fourth.is_err(),
+        "a fourth connection from one address is refused"
+    );
+    assert_eq!(metric("too_many_connections").await, 1.0);
+
+    // The silent socket is dropped at the handshake timeout (5 s) and counted; its slot comes
+    // back and the next handset gets in.
+    eventually(
+        Duration::from_secs(15),
+        "the silent socket timed out",
+        || async { (metric("tls_handshake").await == 1.0).then_some(()) },
+    )
+    .await;
+    let (again, _c4, _p4) = handset("tls-unit-1-3").await;
+    again.expect("the silent socket's slot is free again");
+    drop(silent);
+    server.shutdown(Duration::from_secs(2)).await;
 }
 
 /// The mosquitto binary, or None (and SKIPPED) outside CI; CI fails without it.

@@ -21,10 +21,15 @@
 //! - **No clean stop.** rumqttd's router, listener and timer threads have no shutdown: they
 //!   end with the process. Cancelling the shutdown token stops fieldlink's link thread (the
 //!   uplink then ends); the listener keeps accepting until the process exits.
+//! - **Its TLS handshake blocks its accept loop**, with no timeout: one silent client would stop
+//!   every TLS connection. fieldlink terminates TLS itself ([`tls_front`]: a task and a
+//!   timeout per handshake, a cap per address) and hands the plaintext to a rumqttd listener
+//!   on a loopback port.
 //! - **MQTT 3.1.1 only** on this port (rumqttd's `v4` server), which every handset stack and
 //!   the OwnTracks app speak.
 
 mod link;
+mod tls_front;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -35,7 +40,6 @@ use std::time::Duration;
 use fieldlink_proto::Topics;
 use rumqttd::{
     Broker, Config, ConnectionSettings, MetricSettings, MetricType, RouterConfig, ServerSettings,
-    TlsConfig,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -96,12 +100,15 @@ pub struct EmbeddedBrokerConfig {
     pub plain: bool,
     /// A second listener speaking MQTT over TLS. Default none.
     pub tls: Option<BrokerTls>,
+    /// Most connections from one IP address at once on the TLS listener (the plain one is
+    /// rumqttd's and has no such cap). Default 256: handsets behind a carrier's NAT share one
+    /// address.
+    pub max_connections_per_address: usize,
 }
 
-/// The embedded broker's TLS listener: server-authenticated TLS (rustls) with a certificate
-/// chain and key in PEM files. Handsets still log in with their unit id and secret; rumqttd
-/// cannot ask for client certificates without also renaming clients after the certificate's
-/// organisation (its `verify-client-cert` feature), so it is not turned on.
+/// The embedded broker's TLS listener: server-authenticated TLS (rustls, terminated by fieldlink
+/// in front of rumqttd, see the module notes) with a certificate chain and key in PEM files.
+/// Handsets log in with their unit id and secret; no client certificates (docs/security.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerTls {
@@ -128,6 +135,7 @@ impl Default for EmbeddedBrokerConfig {
             uplink_queue: 8192,
             plain: true,
             tls: None,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -152,6 +160,10 @@ impl EmbeddedBrokerConfig {
             ("max_inflight", self.max_inflight),
             ("max_segments", self.max_segments),
             ("uplink_queue", self.uplink_queue),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
         ] {
             if value == 0 {
                 p.push(format!("{name} must be at least 1"));
@@ -169,7 +181,14 @@ impl EmbeddedBrokerConfig {
         p
     }
 
-    fn rumqttd_config(&self, auth: Arc<dyn Authenticator>, metrics: &IngestMetrics) -> Config {
+    /// rumqttd's config; `tls_upstream` is the loopback address of the plain listener the TLS
+    /// front hands its connections to.
+    fn rumqttd_config(
+        &self,
+        auth: Arc<dyn Authenticator>,
+        metrics: &IngestMetrics,
+        tls_upstream: Option<SocketAddr>,
+    ) -> Config {
         let mut connections = ConnectionSettings {
             connection_timeout_ms: u16::try_from(self.connection_timeout.as_millis())
                 .unwrap_or(u16::MAX),
@@ -192,19 +211,15 @@ impl EmbeddedBrokerConfig {
             ))
         });
         let mut servers = HashMap::new();
-        if let Some(tls) = &self.tls {
+        if let Some(upstream) = tls_upstream {
             let tls_server = ServerSettings {
-                name: "fieldlink-mqtt-tls".to_owned(),
-                listen: tls.listen,
-                tls: Some(TlsConfig::Rustls {
-                    capath: None,
-                    certpath: tls.cert.display().to_string(),
-                    keypath: tls.key.display().to_string(),
-                }),
-                next_connection_delay_ms: self.accept_delay_ms,
+                name: "fieldlink-mqtt-tls-upstream".to_owned(),
+                listen: upstream,
+                tls: None,
+                next_connection_delay_ms: 0,
                 connections: connections.clone(),
             };
-            servers.insert("fieldlink-tls".to_owned(), tls_server);
+            servers.insert("fieldlink-tls-upstream".to_owned(), tls_server);
         }
         if self.plain {
             let server = ServerSettings {
@@ -314,15 +329,34 @@ impl EmbeddedBroker {
         if cfg.plain {
             check_port(cfg.listen)?;
         }
-        if let Some(tls) = &cfg.tls {
-            check_port(tls.listen)?;
-            // rumqttd reads the files on its own thread and only logs a failure: read them
-            // here first so a bad certificate stops the start with its reason.
-            fieldlink_tls::server_config(&tls.cert, &tls.key, &[])
-                .map_err(|e| IngestError::InvalidConfig(format!("mqtt TLS listener: {e}")))?;
-        }
+        // The TLS listener is fieldlink's own (see the module notes): bound here, so a taken
+        // port or a bad certificate stops the start with its reason, and served from a task
+        // once rumqttd is up, into rumqttd's plain listener on a loopback port.
+        let tls_front = match &cfg.tls {
+            None => None,
+            Some(tls) => {
+                let server = fieldlink_tls::server_config(&tls.cert, &tls.key, &[])
+                    .map_err(|e| IngestError::InvalidConfig(format!("mqtt TLS listener: {e}")))?;
+                let listener = bind(tls.listen)?;
+                let upstream = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?
+                    .local_addr()
+                    .map_err(|source| IngestError::Bind {
+                        addr: tls.listen,
+                        source,
+                    })?;
+                Some(tls_front::TlsFront {
+                    listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(server),
+                    upstream,
+                    handshake_timeout: cfg.connection_timeout,
+                    max_per_address: cfg.max_connections_per_address,
+                    metrics: metrics.clone(),
+                })
+            }
+        };
 
-        let mut broker = Broker::new(cfg.rumqttd_config(auth, metrics));
+        let tls_upstream = tls_front.as_ref().map(|f| f.upstream);
+        let mut broker = Broker::new(cfg.rumqttd_config(auth, metrics, tls_upstream));
         // Take the link before starting: `start` blocks for the broker's life.
         let (mut link_tx, link_rx) = broker
             .link(link::CLIENT_ID)
@@ -344,6 +378,10 @@ impl EmbeddedBroker {
         } else {
             cfg.tls.as_ref().map_or(cfg.listen, |tls| tls.listen)
         };
+        if let Some(front) = tls_front {
+            // Needs the caller's tokio runtime (the server starts the broker from it).
+            tokio::spawn(front.run(shutdown.clone()));
+        }
         {
             let listening = Arc::clone(&listening);
             std::thread::Builder::new()
@@ -409,6 +447,12 @@ impl EmbeddedBroker {
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::Acquire)
     }
+}
+
+/// Binds `addr` with std and keeps it (the TLS listener), with a taken port in words.
+fn bind(addr: SocketAddr) -> Result<TcpListener, IngestError> {
+    check_port(addr)?;
+    TcpListener::bind(addr).map_err(|source| IngestError::Bind { addr, source })
 }
 
 /// Binds `addr` once with std, and lets go, so that a taken port is reported in words before

@@ -35,9 +35,16 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Why the embedded broker refused a CONNECT (`fieldlink_mqtt_connect_refused_total{reason}`):
 /// `bad_identity` (an empty client id or username, or one with `+`, `#`, `/` or a control
 /// character; see [`fieldlink_proto::topic::is_safe_mqtt_identity`]), `bad_credentials` (unknown
-/// or disabled unit, client id not the username, wrong secret). A CONNECT without any login
-/// is refused by rumqttd before fieldlink is asked, and is not counted.
-pub const CONNECT_REFUSED_REASONS: [&str; 2] = ["bad_identity", "bad_credentials"];
+/// or disabled unit, client id not the username, wrong secret), and on the TLS listener
+/// (`broker/tls_front.rs`) `too_many_connections` (the address already holds
+/// `max_connections_per_address`) and `tls_handshake` (failed or too slow). A CONNECT without
+/// any login is refused by rumqttd before fieldlink is asked, and is not counted.
+pub const CONNECT_REFUSED_REASONS: [&str; 4] = [
+    "bad_identity",
+    "bad_credentials",
+    "too_many_connections",
+    "tls_handshake",
+];
 
 type Labels = [(&'static str, &'static str); 1];
 
@@ -165,17 +172,14 @@ impl IngestMetrics {
             .map_or(0, |i| self.inner.connect_refused[i].get())
     }
 
-    /// Counts a refused CONNECT. `bad_identity` is logged here (rate-limited), with the
-    /// offending id escaped and clipped; the authenticator logs `bad_credentials` itself.
-    /// rumqttd does not tell its auth hook the peer's address, so no address is logged.
+    /// Counts a refused CONNECT and logs it, rate-limited per reason (a storm of bad logins
+    /// must not flood the log), with the ids escaped and clipped. rumqttd does not tell its auth
+    /// hook the peer's address, so no address is logged.
     pub(crate) fn connect_refused(&self, reason: &'static str, client_id: &str, username: &str) {
         let Some(i) = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason) else {
             return;
         };
         self.inner.connect_refused[i].inc();
-        if reason != "bad_identity" {
-            return;
-        }
         let verdict = self
             .inner
             .connect_log_limiter
@@ -183,13 +187,41 @@ impl IngestMetrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .allow(i, Instant::now());
         if let Some(suppressed) = verdict {
+            let why = if reason == "bad_identity" {
+                "the client id or username is empty or has '+', '#', '/' or a control character"
+            } else {
+                "unknown unit, disabled, or wrong secret"
+            };
             tracing::warn!(
                 reason,
                 suppressed,
                 client_id = ?crate::decode::clip(client_id),
                 username = ?crate::decode::clip(username),
-                "MQTT connect refused: the client id or username is empty or has '+', '#', '/' or a control character"
+                "MQTT connect refused: {why}"
             );
+        }
+    }
+
+    /// Counts a connection the TLS listener closed before MQTT began, and logs it with the
+    /// peer's address, rate-limited per reason.
+    pub(crate) fn connection_refused(&self, reason: &'static str, peer: std::net::SocketAddr) {
+        let Some(i) = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason) else {
+            return;
+        };
+        self.inner.connect_refused[i].inc();
+        let verdict = self
+            .inner
+            .connect_log_limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(i, Instant::now());
+        if let Some(suppressed) = verdict {
+            let why = if reason == "tls_handshake" {
+                "the TLS handshake failed or took too long"
+            } else {
+                "too many connections from this address"
+            };
+            tracing::warn!(reason, suppressed, %peer, "MQTT connection refused: {why}");
         }
     }
 

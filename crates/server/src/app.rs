@@ -171,6 +171,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         let broker_config = EmbeddedBrokerConfig {
             listen: config.mqtt.listen,
             max_connections: config.mqtt.max_connections,
+            max_connections_per_address: config.mqtt.max_connections_per_address,
             // rumqttd disconnects a client whose packet exceeds its limit, without telling us.
             // Give it headroom so that moderately oversized payloads reach the decoder and are
             // refused and counted there (`too_large`), while absurd ones are still cut off.
@@ -357,16 +358,9 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
 struct HandsetAuth(Credentials);
 
 impl fieldlink_ingest::Authenticator for HandsetAuth {
+    /// A refusal is counted and logged (rate-limited) by the broker's `admit`.
     fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool {
-        let ok = self.0.authenticate_handset(client_id, username, password);
-        if !ok {
-            tracing::warn!(
-                client_id,
-                username,
-                "MQTT connect refused: unknown unit, disabled, or wrong secret"
-            );
-        }
-        ok
+        self.0.authenticate_handset(client_id, username, password)
     }
 }
 

@@ -149,6 +149,8 @@ pub struct MqttConfig {
     pub max_batch_fixes: usize,
     /// Most simultaneous MQTT connections on the embedded broker.
     pub max_connections: usize,
+    /// Most connections from one IP address at once on the embedded broker's TLS listener.
+    pub max_connections_per_address: usize,
     /// Messages one unit may send per second, sustained; beyond it (and `message_burst`) its
     /// messages are dropped and counted as `throttled`. 0: no limit.
     pub max_messages_per_s: u32,
@@ -176,6 +178,7 @@ impl Default for MqttConfig {
             max_payload_bytes: 64 * 1024,
             max_batch_fixes: 1000,
             max_connections: 20_000,
+            max_connections_per_address: 256,
             max_messages_per_s: 20,
             message_burst: 100,
             uplink_queue: 10_000,
