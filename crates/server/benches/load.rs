@@ -14,7 +14,9 @@
 //! 5000), `FIELDLINK_LOAD_CONNECT_S` (time a fleet process spends connecting before it leaves
 //! the rest of its units out, default 180), `FIELDLINK_LOAD_PERF_DIR` (when set, `perf record` the fieldlink targets for
 //! `FIELDLINK_LOAD_PERF_S` seconds, default 20, after the last step's window; the data files
-//! land there).
+//! land there), `FIELDLINK_LOAD_HEAPTRACK` (a directory: when set, every target process runs
+//! under `heaptrack -o <dir>/<target>[-soak]`, for what stays allocated over a soak; the
+//! orchestrator waits for heaptrack to write its file; `heaptrack_print` reads it).
 //!
 //! ## Processes
 //!
@@ -116,6 +118,8 @@ const BROKER_ENV: &str = "FIELDLINK_LOAD_BENCH_BROKER";
 const FROM_ENV: &str = "FIELDLINK_LOAD_BENCH_FROM";
 const COUNT_ENV: &str = "FIELDLINK_LOAD_BENCH_COUNT";
 const SOAK_ONLY_ENV: &str = "FIELDLINK_LOAD_BENCH_SOAK_ONLY";
+/// When set (a directory), each target process runs under `heaptrack` (see the module doc).
+const HEAPTRACK_ENV: &str = "FIELDLINK_LOAD_HEAPTRACK";
 
 const TARGETS: [&str; 4] = [
     "fieldlink-embedded",
@@ -180,7 +184,25 @@ fn main() -> Result<()> {
 
 fn spawn_role(role: &str, envs: &[(&str, String)]) -> Result<Child> {
     let exe = std::env::current_exe().context("this binary's path")?;
-    let mut cmd = tokio::process::Command::new(exe);
+    // Heap profiling of the target only (the orchestrator and fleets stay untraced): heaptrack
+    // runs it as its child and writes `<dir>/<target>[-soak].zst` when it exits.
+    let heaptrack = std::env::var(HEAPTRACK_ENV)
+        .ok()
+        .filter(|_| role == "target");
+    let mut cmd = match &heaptrack {
+        Some(dir) => {
+            let name = envs
+                .iter()
+                .find(|(k, _)| *k == TARGET_ENV)
+                .map_or("target", |(_, v)| v);
+            let soak = envs.iter().any(|(k, _)| *k == SOAK_ONLY_ENV);
+            let out = Path::new(dir).join(format!("{name}{}", if soak { "-soak" } else { "" }));
+            let mut cmd = tokio::process::Command::new("heaptrack");
+            cmd.arg("-o").arg(out).arg(exe);
+            cmd
+        }
+        None => tokio::process::Command::new(exe),
+    };
     cmd.env(ROLE_ENV, role)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -340,6 +362,11 @@ async fn orchestrator() -> Result<()> {
                         eprintln!("  {target} FAILED: {e}");
                         failures.push(format!("{target}: {e}"));
                     } else if l == "done" {
+                        if std::env::var_os(HEAPTRACK_ENV).is_some() {
+                            // heaptrack writes its file after the target exits: let it finish.
+                            let _ = tokio::time::timeout(Duration::from_secs(600), w.child.wait())
+                                .await;
+                        }
                         break;
                     }
                 }

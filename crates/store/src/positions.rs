@@ -2,8 +2,12 @@
 //!
 //! Both are written in batches, one transaction per call, as multi-row `INSERT`s of at most
 //! [`CHUNK_ROWS`] rows. Full chunks share one SQL text, so each pooled connection prepares it
-//! once and reuses it. What to write and when (coalescing, the location filter) is the location
-//! crate's decision; this module keeps what it is given.
+//! once and reuses it. The last, partial chunk of a batch has a text of its own for each row
+//! count, so it is prepared, run and finalized, not kept in the connection's statement cache:
+//! cached, every new count stayed prepared (a few hundred KiB in SQLite each, up to sqlx's 100
+//! per connection), which the load bench's soak showed as RSS creeping for minutes
+//! (docs/benchmarks.md, "Soak"). What to write and when (coalescing, the location filter) is
+//! the location crate's decision; this module keeps what it is given.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +20,12 @@ use crate::{PositionRow, Store, StoreError, TrackRow, with_pool};
 /// Rows per `INSERT` statement: 12 parameters a row stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters, and a statement this size amortises the round trip.
 pub(crate) const CHUNK_ROWS: usize = 500;
+
+/// Whether a chunk has the one shared SQL text of a full chunk, worth keeping prepared (see the
+/// module doc).
+fn is_full<T>(chunk: &[T]) -> bool {
+    chunk.len() == CHUNK_ROWS
+}
 
 /// Binds the columns of [`position_columns!`] from a [`PositionRow`] or a [`TrackRow`] (they share
 /// those fields).
@@ -74,7 +84,10 @@ impl Store {
                          source = excluded.source \
                          WHERE excluded.fix_time > latest_positions.fix_time",
                     );
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build()
+                        .persistent(is_full(chunk))
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await
             }
@@ -117,7 +130,10 @@ impl Store {
                         bind_position!(b, r).push_bind(r.flag.as_deref());
                     });
                     qb.push(" ON CONFLICT (unit, fix_time) DO NOTHING");
-                    qb.build().execute(&mut *tx).await?;
+                    qb.build()
+                        .persistent(is_full(chunk))
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await
             }

@@ -54,7 +54,12 @@ impl Store {
                          SET last_counter = excluded.last_counter \
                          WHERE excluded.last_counter > seal_marks.last_counter",
                     );
-                    qb.build().execute(&mut *tx).await?;
+                    // Only full chunks share a SQL text worth caching: a partial one has a
+                    // text per row count (see `positions.rs`).
+                    qb.build()
+                        .persistent(chunk.len() == CHUNK_ROWS)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await
             }
