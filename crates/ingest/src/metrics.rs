@@ -176,17 +176,7 @@ impl IngestMetrics {
     /// must not flood the log), with the ids escaped and clipped. rumqttd does not tell its auth
     /// hook the peer's address, so no address is logged.
     pub(crate) fn connect_refused(&self, reason: &'static str, client_id: &str, username: &str) {
-        let Some(i) = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason) else {
-            return;
-        };
-        self.inner.connect_refused[i].inc();
-        let verdict = self
-            .inner
-            .connect_log_limiter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .allow(i, Instant::now());
-        if let Some(suppressed) = verdict {
+        if let Some(suppressed) = self.count_refusal(reason) {
             let why = if reason == "bad_identity" {
                 "the client id or username is empty or has '+', '#', '/' or a control character"
             } else {
@@ -205,17 +195,7 @@ impl IngestMetrics {
     /// Counts a connection the TLS listener closed before MQTT began, and logs it with the
     /// peer's address, rate-limited per reason.
     pub(crate) fn connection_refused(&self, reason: &'static str, peer: std::net::SocketAddr) {
-        let Some(i) = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason) else {
-            return;
-        };
-        self.inner.connect_refused[i].inc();
-        let verdict = self
-            .inner
-            .connect_log_limiter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .allow(i, Instant::now());
-        if let Some(suppressed) = verdict {
+        if let Some(suppressed) = self.count_refusal(reason) {
             let why = if reason == "tls_handshake" {
                 "the TLS handshake failed or took too long"
             } else {
@@ -223,6 +203,18 @@ impl IngestMetrics {
             };
             tracing::warn!(reason, suppressed, %peer, "MQTT connection refused: {why}");
         }
+    }
+
+    /// Counts one refusal for `reason` (one of [`CONNECT_REFUSED_REASONS`]); `Some(lines
+    /// suppressed since the last one)` when a line may be logged now.
+    fn count_refusal(&self, reason: &'static str) -> Option<u64> {
+        let i = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason)?;
+        self.inner.connect_refused[i].inc();
+        self.inner
+            .connect_log_limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(i, Instant::now())
     }
 
     pub(crate) fn accepted(&self, message: &Uplink) {
