@@ -83,7 +83,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -99,16 +98,16 @@ use fieldlink_server::config::MqttConfig;
 use fieldlink_server::provision::add_token;
 use fieldlink_server::state::AppState;
 use fieldlink_sim::{Fleet, FleetConfig, Handset, HandsetConfig};
-use fieldlink_store::{Role, SecretHash, UnitType};
+use fieldlink_store::{Role, UnitType};
 use prost::Message as _;
 use serde_json::{Value, json};
-use sqlx::{Connection, QueryBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
 use common::{
-    accepted, cpu_secs, env_string, env_usize, free_port, loadavg, mib, rss_bytes, to_hex, wall_ms,
+    accepted, cpu_secs, env_string, env_usize, free_port, loadavg, mib, register_units, rss_bytes,
+    wall_ms,
 };
 
 const ROLE_ENV: &str = "FIELDLINK_LOAD_BENCH_ROLE";
@@ -127,8 +126,6 @@ const TARGETS: [&str; 4] = [
     "bare-mosquitto",
     "bare-embedded",
 ];
-/// Rows per bulk `INSERT` statement.
-const INSERT_CHUNK: usize = 1000;
 /// Latency histogram range of the baselines, ms (1 ms buckets; the last holds everything above).
 const HIST_MS: usize = 120_000;
 /// Where the click handsets stand: about 20 km north-east of Shangcheng, 5 km apart, so that
@@ -972,50 +969,6 @@ async fn run_target(target: &str, dir: &Path) -> Result<()> {
         let _ = m.child.start_kill();
     }
     result
-}
-
-/// Registers the units with real secrets in one bulk transaction.
-async fn register_units(state: &AppState, url: &str, creds: &[(String, String)]) -> Result<()> {
-    let now_ms = state.clock.now().as_millis();
-    let hashed: Vec<(String, String)> = creds
-        .iter()
-        .map(|(_, secret)| {
-            let h = SecretHash::new(secret);
-            (to_hex(&h.salt), to_hex(&h.hash))
-        })
-        .collect();
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    let mut tx = conn.begin().await?;
-    let rows: Vec<usize> = (0..creds.len()).collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        // Same columns and values as `Store::create_unit`.
-        let mut q: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-            "INSERT INTO units (id, name, unit_type, skills, secret_salt, secret_hash, \
-             seal_key, disabled, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, &i| {
-            b.push_bind(creds[i].0.clone())
-                .push_bind(creds[i].0.clone())
-                .push_bind(UnitType::OnFoot.as_str())
-                .push_bind("[]")
-                .push_bind(hashed[i].0.clone())
-                .push_bind(hashed[i].1.clone())
-                .push_bind(
-                    fieldlink_seal::SealKey::derive(&creds[i].1)
-                        .as_text()
-                        .to_owned(),
-                )
-                .push_bind(false)
-                .push_bind(now_ms)
-                .push_bind(now_ms);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    conn.close().await?;
-    state.credentials.reload().await?;
-    Ok(())
 }
 
 /// The click handsets' ids and secrets, registered through `provision::add_unit`.

@@ -54,7 +54,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,11 +65,10 @@ use fieldlink_server::Config;
 use fieldlink_server::provision::add_token;
 use fieldlink_server::state::AppState;
 use fieldlink_sim::{Fleet, FleetConfig};
-use fieldlink_store::{Role, SecretHash, UnitType};
+use fieldlink_store::{Role, UnitType};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{Connection, QueryBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{Semaphore, mpsc};
@@ -79,7 +77,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use common::{
-    accepted, cpu_secs, env_string, env_usize, free_port, loadavg, mib, rss_bytes, to_hex, wall_ms,
+    accepted, cpu_secs, env_string, env_usize, free_port, loadavg, mib, rss_bytes, wall_ms,
 };
 
 const ROLE_ENV: &str = "FIELDLINK_PUSH_BENCH_ROLE";
@@ -97,8 +95,6 @@ const SC_MIN_LON: f64 = 120.15;
 const SC_MAX_LON: f64 = 120.21;
 /// Metres per degree of latitude (mean Earth radius).
 const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
-/// Rows per bulk `INSERT` statement.
-const INSERT_CHUNK: usize = 1000;
 /// WebSocket connects in progress at once.
 const WS_CONNECT_CONCURRENCY: usize = 32;
 /// Latency histogram range, ms (1 ms buckets; the last one holds everything above).
@@ -151,55 +147,17 @@ fn main() -> Result<()> {
 // server role (the parent)
 // ---------------------------------------------------------------------------------------------
 
-/// Registers `units` units with real secrets in one bulk transaction; returns (id, secret).
-async fn register_units(
+/// Makes `units` ids and secrets and registers them in bulk; returns (id, secret).
+async fn register_fleet_units(
     state: &AppState,
     url: &str,
     units: usize,
 ) -> Result<Vec<(String, String)>> {
-    let now_ms = state.clock.now().as_millis();
     let tag = rand::random::<u64>();
     let creds: Vec<(String, String)> = (0..units)
         .map(|i| (unit_id(i), format!("secret-{i:06}-{tag:016x}")))
         .collect();
-    let hashed: Vec<(String, String)> = creds
-        .iter()
-        .map(|(_, secret)| {
-            let h = SecretHash::new(secret);
-            (to_hex(&h.salt), to_hex(&h.hash))
-        })
-        .collect();
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    let mut tx = conn.begin().await?;
-    let rows: Vec<usize> = (0..units).collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        // Same columns and values as `Store::create_unit`.
-        let mut q: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-            "INSERT INTO units (id, name, unit_type, skills, secret_salt, secret_hash, \
-             seal_key, disabled, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, &i| {
-            b.push_bind(creds[i].0.clone())
-                .push_bind(creds[i].0.clone())
-                .push_bind(UnitType::OnFoot.as_str())
-                .push_bind("[]")
-                .push_bind(hashed[i].0.clone())
-                .push_bind(hashed[i].1.clone())
-                .push_bind(
-                    fieldlink_seal::SealKey::derive(&creds[i].1)
-                        .as_text()
-                        .to_owned(),
-                )
-                .push_bind(false)
-                .push_bind(now_ms)
-                .push_bind(now_ms);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    conn.close().await?;
-    state.credentials.reload().await?;
+    common::register_units(state, url, &creds).await?;
     Ok(creds)
 }
 
@@ -392,7 +350,7 @@ async fn run(
     let topics = Topics::new(&topic_root, &owntracks)?;
     println!("\n## setup");
     let t = Instant::now();
-    let creds = register_units(state, url, k.units).await?;
+    let creds = register_fleet_units(state, url, k.units).await?;
     println!(
         "  {} units registered (bulk INSERT with salted SHA-256 secrets) + credentials.reload(): {:.2} s",
         k.units,
