@@ -428,7 +428,7 @@ impl EmbeddedBroker {
 
         let source = Source {
             uplink,
-            downlink: Downlink::embedded(topics.clone(), link_tx, link_up, keys),
+            downlink: Downlink::embedded(topics.clone(), link_tx, link_up, keys, metrics.clone()),
             worker: SourceWorker::thread(handle, shutdown),
         };
         tracing::info!(%listen, plain = cfg.plain, "embedded MQTT broker listening");

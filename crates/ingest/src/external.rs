@@ -157,7 +157,7 @@ pub fn connect(
     let task = tokio::spawn(driver.run(eventloop));
     Ok(Source {
         uplink,
-        downlink: Downlink::external(topics.clone(), client, connected),
+        downlink: Downlink::external(topics.clone(), client, connected, metrics.clone()),
         worker: SourceWorker::task(task),
     })
 }

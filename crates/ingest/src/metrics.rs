@@ -10,6 +10,7 @@
 //! | `fieldlink_connected_handsets` | MQTT clients connected to the embedded broker |
 //! | `fieldlink_uplink_queue_depth` | messages waiting between the broker and the pipeline |
 //! | `fieldlink_broker_reconnects_total` | reconnections to an external broker |
+//! | `fieldlink_downlink_failures_total` | downlinks not handed to the broker (no seal key, link down, shutting down); the order's re-send timer tries again |
 //! | `fieldlink_mqtt_connect_refused_total{reason}` | CONNECTs the embedded broker refused, by [`CONNECT_REFUSED_REASONS`] |
 //!
 //! Every label value is created at registration, so a dashboard sees zeros rather than gaps,
@@ -62,6 +63,7 @@ struct Inner {
     connected_handsets: Gauge,
     uplink_queue_depth: Gauge,
     broker_reconnects: Counter,
+    downlink_failures: Counter,
     connect_refused: Vec<Counter>,
     log_limiter: Mutex<LogLimiter>,
     connect_log_limiter: Mutex<LogLimiter>,
@@ -88,6 +90,7 @@ impl IngestMetrics {
             connected_handsets: Gauge::default(),
             uplink_queue_depth: Gauge::default(),
             broker_reconnects: Counter::default(),
+            downlink_failures: Counter::default(),
             connect_refused: CONNECT_REFUSED_REASONS
                 .iter()
                 .map(|r| connect_refused.get_or_create(&[("reason", *r)]).clone())
@@ -127,6 +130,11 @@ impl IngestMetrics {
             "fieldlink_broker_reconnects",
             "Reconnections to the external MQTT broker",
             inner.broker_reconnects.clone(),
+        );
+        registry.register(
+            "fieldlink_downlink_failures",
+            "Downlinks that could not be handed to the MQTT broker",
+            inner.downlink_failures.clone(),
         );
         registry.register(
             "fieldlink_mqtt_connect_refused",
@@ -265,6 +273,15 @@ impl IngestMetrics {
 
     pub(crate) fn broker_reconnected(&self) {
         self.inner.broker_reconnects.inc();
+    }
+
+    pub(crate) fn downlink_failed(&self) {
+        self.inner.downlink_failures.inc();
+    }
+
+    /// Downlinks that could not be handed to the broker so far.
+    pub fn downlink_failures_total(&self) -> u64 {
+        self.inner.downlink_failures.get()
     }
 }
 

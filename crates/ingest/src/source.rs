@@ -13,8 +13,8 @@ use fieldlink_proto::{Topics, UnitId};
 use rumqttd::local::LinkTx;
 use tokio::sync::mpsc;
 
-use crate::IngestError;
 use crate::decode::UnitDirectory;
+use crate::{IngestError, IngestMetrics};
 
 /// One MQTT message as the broker delivered it, before decoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,7 @@ pub struct Downlink {
     topics: Topics,
     transport: Transport,
     connected: Arc<AtomicBool>,
+    metrics: IngestMetrics,
 }
 
 #[derive(Clone)]
@@ -68,6 +69,7 @@ impl Downlink {
         link: Arc<Mutex<LinkTx>>,
         up: Arc<AtomicBool>,
         keys: Arc<dyn UnitDirectory + Send + Sync>,
+        metrics: IngestMetrics,
     ) -> Self {
         let sealer = Sealer {
             keys,
@@ -77,6 +79,7 @@ impl Downlink {
             topics,
             transport: Transport::Embedded(link, Arc::new(sealer)),
             connected: up,
+            metrics,
         }
     }
 
@@ -84,11 +87,13 @@ impl Downlink {
         topics: Topics,
         client: rumqttc::AsyncClient,
         up: Arc<AtomicBool>,
+        metrics: IngestMetrics,
     ) -> Self {
         Downlink {
             topics,
             transport: Transport::External(client),
             connected: up,
+            metrics,
         }
     }
 
@@ -102,8 +107,17 @@ impl Downlink {
     /// the handset does: receipts (`Ack`) are how fieldlink learns of delivery.
     ///
     /// On the embedded broker the payload is sealed first; a unit without a seal key gets
-    /// nothing ([`IngestError::NoSealKey`]).
+    /// nothing ([`IngestError::NoSealKey`]). Every failure is counted in
+    /// `fieldlink_downlink_failures_total`.
     pub async fn publish(&self, unit: &UnitId, payload: Bytes) -> Result<(), IngestError> {
+        let published = self.publish_once(unit, payload).await;
+        if published.is_err() {
+            self.metrics.downlink_failed();
+        }
+        published
+    }
+
+    async fn publish_once(&self, unit: &UnitId, payload: Bytes) -> Result<(), IngestError> {
         let topic = self.topics.downlink(unit);
         match &self.transport {
             Transport::Embedded(link, sealer) => {

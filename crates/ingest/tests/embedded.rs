@@ -464,6 +464,7 @@ async fn a_downlink_reaches_the_subscribed_handset() {
         .await
         .expect_err("p9 has no key");
     assert!(matches!(err, IngestError::NoSealKey(_)), "{err}");
+    assert_eq!(ingest.metrics.downlink_failures_total(), 1, "counted");
     // fieldlink's own downlink comes back on the uplink filter and is ignored, counted.
     let metrics = ingest.metrics.clone();
     eventually("own downlink counted", WAIT, || {
