@@ -25,7 +25,8 @@ async fn connects(broker: &str, client_id: &str, username: &str, password: &str)
                     return ack.code == ConnectReturnCode::Success;
                 }
                 Ok(_) => {}
-                // rumqttd closes the socket on a refused login, without a CONNACK.
+                // fieldlink answers a refused login with its CONNACK code, which rumqttc
+                // reports as an error (ConnectionRefused).
                 Err(_) => return false,
             }
         }

@@ -57,6 +57,8 @@ async fn start_tls_server(
     config.mqtt.plain = false;
     config.mqtt.tls_listen = Some(mqtts);
     config.mqtt.max_connections_per_address = per_address;
+    // The test's clients come from this host, which is uncapped by default.
+    config.mqtt.uncapped_addresses = Vec::new();
     config.store.flush_interval_ms = 100;
     // UNIT, and two more (`{UNIT}-2`, `{UNIT}-3`) for tests that need several connections.
     config.units = ["", "-2", "-3"]

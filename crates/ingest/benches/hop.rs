@@ -1,11 +1,20 @@
-//! Issue 2: "with the embedded broker, consume through its in-process link rather than a second
-//! TCP hop (measure both)". One embedded broker, the same publisher load, alternating rounds:
+//! Two questions about hops, one embedded broker, the same publisher load, rounds rotating
+//! which mode goes first:
 //!
-//! - (A) **link**: one rumqttc publisher over TCP sends `N` QoS 0 messages on
-//!   `fl/v1/u/u1/gps`; counted as they come out of `Source.uplink` (rumqttd's in-process link).
+//! - Issue 2: "with the embedded broker, consume through its in-process link rather than a
+//!   second TCP hop (measure both)": A against B.
+//! - Issue 8: what fieldlink's own listener in front of rumqttd (`broker/front.rs`: caps per
+//!   address, the CONNECT checked and refusals logged with the address) costs per message:
+//!   A against C.
+//!
+//! - (A) **link**: one rumqttc publisher over TCP, through fieldlink's listener as a handset
+//!   connects, sends `N` QoS 0 messages on `fl/v1/u/u1/gps`; counted as they come out of
+//!   `Source.uplink` (rumqttd's in-process link).
 //! - (B) **tcp**: the same load, counted at a rumqttc subscriber over TCP on `fl/v1/u/+/+`.
 //!   `Source.uplink` is still drained in the background (the link stays subscribed: the broker
 //!   cannot be started without it), so in (B) the router delivers every message twice.
+//! - (C) **direct**: as (A), but the publisher connects straight to rumqttd's loopback port,
+//!   skipping fieldlink's listener (what handsets did before issue 8).
 //!
 //! Rates are `N / (first publish .. last arrival)`. CPU is the whole process's (broker,
 //! clients, link) utime + stime from `/proc/self/stat` over the same window, per message.
@@ -29,8 +38,8 @@ use tokio_util::sync::CancellationToken;
 const N: u64 = 200_000;
 /// Messages in the unreported warm-up of each mode.
 const WARMUP: u64 = 20_000;
-/// Measured rounds per mode, alternating which goes first.
-const ROUNDS: usize = 5;
+/// Measured rounds per mode, rotating which goes first.
+const ROUNDS: usize = 6;
 const PAYLOAD_BYTES: usize = 60;
 const TOPIC: &str = "fl/v1/u/u1/gps";
 const FILTER: &str = "fl/v1/u/+/+";
@@ -54,7 +63,10 @@ impl Authenticator for AcceptAll {
 enum Mode {
     Link,
     Tcp,
+    Direct,
 }
+
+const MODES: [Mode; 3] = [Mode::Link, Mode::Tcp, Mode::Direct];
 
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -147,8 +159,15 @@ fn publish(client: AsyncClient, n: u64) -> JoinHandle<Instant> {
     })
 }
 
-/// One measurement of `n` messages in `mode`.
-async fn measure(mode: Mode, n: u64, port: u16, link: &LinkCount, tag: &str) -> Sample {
+/// One measurement of `n` messages in `mode`: `port` is fieldlink's listener, `direct`
+/// rumqttd's own.
+async fn measure(
+    mode: Mode,
+    n: u64,
+    (port, direct): (u16, u16),
+    link: &LinkCount,
+    tag: &str,
+) -> Sample {
     // (B) The subscriber is connected and subscribed (SUBACK seen) before anything is sent.
     let subscriber = if mode == Mode::Tcp {
         let (client, mut eventloop) = connect(&format!("bench-sub-{tag}"), port).await;
@@ -186,7 +205,8 @@ async fn measure(mode: Mode, n: u64, port: u16, link: &LinkCount, tag: &str) -> 
         None
     };
 
-    let (publisher, eventloop) = connect(&format!("bench-pub-{tag}"), port).await;
+    let publish_to = if mode == Mode::Direct { direct } else { port };
+    let (publisher, eventloop) = connect(&format!("bench-pub-{tag}"), publish_to).await;
     let driver = drive(eventloop);
     let link_base = link.count.load(Ordering::Acquire);
     link.target.store(link_base + n, Ordering::Release);
@@ -267,7 +287,7 @@ async fn run() {
     let mut registry = Registry::default();
     let metrics = IngestMetrics::register(&mut registry);
     let shutdown = CancellationToken::new();
-    let (_broker, source): (EmbeddedBroker, _) = EmbeddedBroker::start(
+    let (broker, source): (EmbeddedBroker, _) = EmbeddedBroker::start(
         &cfg,
         Arc::new(AcceptAll),
         // No downlinks here, so no seal keys.
@@ -300,90 +320,107 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    let ports = (port, broker.upstream_addr().port());
     println!(
         "hop: {N} QoS 0 messages of {PAYLOAD_BYTES} B on {TOPIC} per measurement, one rumqttc \
-         publisher over TCP, embedded rumqttd on 127.0.0.1:{port}"
+         publisher over TCP, embedded rumqttd behind fieldlink's listener on 127.0.0.1:{port}"
     );
-    println!("A = in-process link (Source.uplink); B = rumqttc subscriber over TCP on {FILTER}");
+    println!("A = through fieldlink's listener, counted at the in-process link (Source.uplink)");
+    println!(
+        "B = through fieldlink's listener, counted at a rumqttc subscriber over TCP on {FILTER}"
+    );
+    println!("C = straight to rumqttd's loopback port, counted at the in-process link");
     println!(
         "cores: {}; loadavg at start: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
 
-    measure(Mode::Link, WARMUP, port, &link, "warm-a").await;
-    measure(Mode::Tcp, WARMUP, port, &link, "warm-b").await;
+    for mode in MODES {
+        measure(mode, WARMUP, ports, &link, &format!("warm-{mode:?}")).await;
+    }
 
     println!();
     println!(
-        "{:>5} {:>5} {:>12} {:>12} {:>7} {:>11} {:>11} {:>12} {:>12}",
+        "{:>5} {:>6} {:>10} {:>10} {:>10} {:>6} {:>6} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
         "round",
         "first",
         "A msg/s",
         "B msg/s",
+        "C msg/s",
         "A/B",
-        "A cpu us/m",
-        "B cpu us/m",
-        "A pub msg/s",
-        "B pub msg/s"
+        "A/C",
+        "A cpu us",
+        "B cpu us",
+        "C cpu us",
+        "A pub/s",
+        "B pub/s",
+        "C pub/s"
     );
-    let (mut a_all, mut b_all, mut ratio_all) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut a_cpu, mut b_cpu, mut a_pub, mut b_pub) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Per mode (in MODES order): rates, CPU per message, offered rates.
+    let mut rate: [Vec<f64>; 3] = Default::default();
+    let mut cpu: [Vec<f64>; 3] = Default::default();
+    let mut offered: [Vec<f64>; 3] = Default::default();
+    let (mut a_over_b, mut a_over_c) = (Vec::new(), Vec::new());
     let mut incomplete = Vec::new();
     for round in 0..ROUNDS {
-        let order = if round % 2 == 0 {
-            [Mode::Link, Mode::Tcp]
-        } else {
-            [Mode::Tcp, Mode::Link]
-        };
-        let (mut a, mut b) = (None, None);
+        let mut order = MODES;
+        order.rotate_left(round % MODES.len());
+        let mut got = [None; 3];
         for mode in order {
             let tag = format!("{round}-{mode:?}");
-            let s = measure(mode, N, port, &link, &tag).await;
+            let s = measure(mode, N, ports, &link, &tag).await;
             if s.arrived < N {
                 incomplete.push(format!(
                     "round {round} {mode:?}: {} of {N} arrived",
                     s.arrived
                 ));
             }
-            match mode {
-                Mode::Link => a = Some(s),
-                Mode::Tcp => b = Some(s),
-            }
+            got[mode as usize] = Some(s);
         }
-        let (a, b) = (a.expect("A measured"), b.expect("B measured"));
+        let [a, b, c] = got.map(|s| s.expect("every mode measured"));
         println!(
-            "{:>5} {:>5} {:>12.0} {:>12.0} {:>7.2} {:>11.2} {:>11.2} {:>12.0} {:>12.0}",
+            "{:>5} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>6.2} {:>6.2} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>10.0}",
             round + 1,
-            if order[0] == Mode::Link { "A" } else { "B" },
+            format!("{:?}", order[0]),
             a.rate,
             b.rate,
+            c.rate,
             a.rate / b.rate,
+            a.rate / c.rate,
             a.cpu_us,
             b.cpu_us,
+            c.cpu_us,
             a.pub_rate,
-            b.pub_rate
+            b.pub_rate,
+            c.pub_rate
         );
-        a_all.push(a.rate);
-        b_all.push(b.rate);
-        ratio_all.push(a.rate / b.rate);
-        a_cpu.push(a.cpu_us);
-        b_cpu.push(b.cpu_us);
-        a_pub.push(a.pub_rate);
-        b_pub.push(b.pub_rate);
+        for (i, s) in [a, b, c].into_iter().enumerate() {
+            rate[i].push(s.rate);
+            cpu[i].push(s.cpu_us);
+            offered[i].push(s.pub_rate);
+        }
+        a_over_b.push(a.rate / b.rate);
+        a_over_c.push(a.rate / c.rate);
     }
+    let [ra, rb, rc] = rate.map(median);
+    let [ca, cb, cc] = cpu.map(median);
+    let [oa, ob, oc] = offered.map(median);
     println!(
-        "{:>5} {:>5} {:>12.0} {:>12.0} {:>7.2} {:>11.2} {:>11.2} {:>12.0} {:>12.0}",
+        "{:>5} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>6.2} {:>6.2} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>10.0}",
         "med",
         "",
-        median(a_all),
-        median(b_all),
-        median(ratio_all),
-        median(a_cpu),
-        median(b_cpu),
-        median(a_pub),
-        median(b_pub)
+        ra,
+        rb,
+        rc,
+        median(a_over_b),
+        median(a_over_c),
+        ca,
+        cb,
+        cc,
+        oa,
+        ob,
+        oc
     );
     println!();
     if incomplete.is_empty() {
@@ -395,7 +432,7 @@ async fn run() {
     }
     println!("loadavg at end: {}", loadavg());
     println!(
-        "A/B is the median of per-round ratios; cpu us/m = process utime+stime (10 ms ticks) per \
+        "A/B and A/C are medians of per-round ratios; cpu us = process utime+stime (10 ms ticks) per \
          message; pub msg/s = rate the publisher queued into its client (the offered load)"
     );
     shutdown.cancel();

@@ -10,10 +10,8 @@
 //!   DESIGN.md "Identity" answers that with sealed payloads: the server's decoder requires
 //!   every uplink to open with its topic's unit's key (`decode::Sealing::Required`), and
 //!   every [`Downlink`] is sealed with the unit's key. What is checked
-//!   at CONNECT ([`admit`]): a client id or username that is empty or has `+`, `#`, `/` or a
-//!   control character is refused first, then the [`Authenticator`] decides; refusals are
-//!   counted in `fieldlink_mqtt_connect_refused_total{reason}`. rumqttd does not give the auth
-//!   hook the peer's address, so it cannot be logged here.
+//!   at CONNECT ([`check_login`]): a client id or username that is empty or has `+`, `#`, `/` or
+//!   a control character is refused first, then the [`Authenticator`] decides.
 //! - **A publish that no subscription matches disconnects the publisher** (rumqttd's
 //!   `NoMatchingFilters`). fieldlink's link subscribes to the uplink filters and to
 //!   `{owntracks}/+/+/+`, so the OwnTracks app's side topics (`.../event`, `.../waypoint`)
@@ -21,15 +19,18 @@
 //! - **No clean stop.** rumqttd's router, listener and timer threads have no shutdown: they
 //!   end with the process. Cancelling the shutdown token stops fieldlink's link thread (the
 //!   uplink then ends); the listener keeps accepting until the process exits.
-//! - **Its TLS handshake blocks its accept loop**, with no timeout: one silent client would stop
-//!   every TLS connection. fieldlink terminates TLS itself ([`tls_front`]: a task and a
-//!   timeout per handshake, a cap per address) and hands the plaintext to a rumqttd listener
-//!   on a loopback port.
+//! - **Not fit for a public socket**: its TLS handshake blocks its accept loop with no timeout
+//!   (one silent client stops every TLS connection), it has no cap per address, and its auth
+//!   hook is not told the peer's address. So both public listeners, plain and TLS, are
+//!   fieldlink's own ([`front`]): a task and a deadline per connection, a cap per address, the
+//!   CONNECT checked there (refusals answered with a CONNACK code, counted in
+//!   `fieldlink_mqtt_connect_refused_total{reason}` and logged with the peer's address), and
+//!   the connection then relayed to rumqttd's only listener, on a loopback port.
 //! - **MQTT 3.1.1 only** on this port (rumqttd's `v4` server), which every handset stack and
 //!   the OwnTracks app speak.
 
+mod front;
 mod link;
-mod tls_front;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -46,6 +47,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::decode::UnitDirectory;
+use crate::metrics::Refusal;
 use crate::source::{Downlink, Source, SourceWorker};
 use crate::{IngestError, IngestMetrics};
 
@@ -75,14 +77,15 @@ pub struct EmbeddedBrokerConfig {
     pub max_payload_bytes: usize,
     /// QoS 1 downlinks in flight per handset before rumqttd waits for acks. Default 100.
     pub max_inflight: usize,
-    /// Time from TCP accept to the MQTT CONNECT packet, seconds (at most 65.5: rumqttd keeps it
-    /// in 16-bit milliseconds). Idle sockets are closed after it, so they cannot hold slots.
-    /// Default 5.
+    /// Time from TCP accept to a whole MQTT CONNECT, the TLS handshake included, seconds (at
+    /// most 65.5: rumqttd, which is given it too, keeps it in 16-bit milliseconds). Idle sockets
+    /// are closed after it, so they cannot hold slots. Default 5.
     #[serde(deserialize_with = "crate::secs::deserialize")]
     pub connection_timeout: Duration,
-    /// Pause after each accepted connection, milliseconds. rumqttd accepts on one task; any
-    /// pause caps the accept rate (1 ms → 1,000/s), which a reconnect storm of thousands of
-    /// handsets would feel. Default 0: `connection_timeout` already guards idle sockets.
+    /// Pause after each connection rumqttd takes from fieldlink's listeners, milliseconds.
+    /// rumqttd accepts on one task; any pause caps the login rate (1 ms → 1,000/s), which a
+    /// reconnect storm of thousands of handsets would feel. Default 0: `connection_timeout`
+    /// and `max_connections_per_address` already guard against idle and piled-up sockets.
     pub accept_delay_ms: u64,
     /// Size of one commit-log segment, bytes. rumqttd keeps every filter's messages in
     /// segments and a reader pulls a whole segment at a time, so small segments keep latency
@@ -100,10 +103,14 @@ pub struct EmbeddedBrokerConfig {
     pub plain: bool,
     /// A second listener speaking MQTT over TLS. Default none.
     pub tls: Option<BrokerTls>,
-    /// Most connections from one IP address at once on the TLS listener (the plain one is
-    /// rumqttd's and has no such cap). Default 256: handsets behind a carrier's NAT share one
-    /// address.
+    /// Most connections from one IP address at once, plain and TLS together. Default 256:
+    /// handsets behind a carrier's NAT share one address.
     pub max_connections_per_address: usize,
+    /// Addresses `max_connections_per_address` does not apply to. Default this host itself
+    /// (`127.0.0.1`, `::1`): the simulator and the load bench connect thousands of handsets
+    /// from here, and nobody outside can come from it. A TCP proxy on the same host would be
+    /// uncapped too, and should cap connections itself.
+    pub uncapped_addresses: Vec<std::net::IpAddr>,
 }
 
 /// The embedded broker's TLS listener: server-authenticated TLS (rustls, terminated by fieldlink
@@ -136,6 +143,10 @@ impl Default for EmbeddedBrokerConfig {
             plain: true,
             tls: None,
             max_connections_per_address: 256,
+            uncapped_addresses: vec![
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::Ipv6Addr::LOCALHOST.into(),
+            ],
         }
     }
 }
@@ -181,18 +192,24 @@ impl EmbeddedBrokerConfig {
         p
     }
 
-    /// rumqttd's config; `tls_upstream` is the loopback address of the plain listener the TLS
-    /// front hands its connections to.
+    /// The largest MQTT packet a handset may send, after its fixed header: a payload of
+    /// `max_payload_bytes` and its topic, or a CONNECT with a last will as large.
+    fn max_connect_bytes(&self) -> usize {
+        self.max_payload_bytes + TOPIC_HEADROOM
+    }
+
+    /// rumqttd's config: one plain listener on `upstream`, a loopback address that only
+    /// fieldlink's listeners ([`front`]) connect to.
     fn rumqttd_config(
         &self,
         auth: Arc<dyn Authenticator>,
         metrics: &IngestMetrics,
-        tls_upstream: Option<SocketAddr>,
+        upstream: SocketAddr,
     ) -> Config {
         let mut connections = ConnectionSettings {
             connection_timeout_ms: u16::try_from(self.connection_timeout.as_millis())
                 .unwrap_or(u16::MAX),
-            max_payload_size: self.max_payload_bytes + TOPIC_HEADROOM,
+            max_payload_size: self.max_connect_bytes(),
             max_inflight_count: self.max_inflight,
             // Static username/password pairs: none; `external_auth` below decides.
             auth: None,
@@ -201,36 +218,24 @@ impl EmbeddedBrokerConfig {
             dynamic_filters: false,
         };
         let metrics = metrics.clone();
+        // The front has checked this login already; checked again so that a local process
+        // connecting to the loopback port directly gains nothing. Counted, but with no address:
+        // rumqttd does not pass it.
         connections.set_auth_handler(move |client_id, username, password| {
-            std::future::ready(admit(
-                auth.as_ref(),
-                &metrics,
-                &client_id,
-                &username,
-                &password,
-            ))
+            let verdict = check_login(auth.as_ref(), &client_id, &username, &password);
+            if let Err(refusal) = verdict {
+                metrics.connect_refused(refusal, None, Some((&client_id, &username)));
+            }
+            std::future::ready(verdict.is_ok())
         });
-        let mut servers = HashMap::new();
-        if let Some(upstream) = tls_upstream {
-            let tls_server = ServerSettings {
-                name: "fieldlink-mqtt-tls-upstream".to_owned(),
-                listen: upstream,
-                tls: None,
-                next_connection_delay_ms: 0,
-                connections: connections.clone(),
-            };
-            servers.insert("fieldlink-tls-upstream".to_owned(), tls_server);
-        }
-        if self.plain {
-            let server = ServerSettings {
-                name: "fieldlink-mqtt".to_owned(),
-                listen: self.listen,
-                tls: None,
-                next_connection_delay_ms: self.accept_delay_ms,
-                connections,
-            };
-            servers.insert("fieldlink".to_owned(), server);
-        }
+        let server = ServerSettings {
+            name: "fieldlink-mqtt-upstream".to_owned(),
+            listen: upstream,
+            tls: None,
+            next_connection_delay_ms: self.accept_delay_ms,
+            connections,
+        };
+        let servers = HashMap::from([("fieldlink-upstream".to_owned(), server)]);
         let router = RouterConfig {
             // +1: fieldlink's own in-process link is a connection too.
             max_connections: self.max_connections + 1,
@@ -266,25 +271,22 @@ impl EmbeddedBrokerConfig {
 
 /// The CONNECT decision: an unsafe client id or username (see
 /// [`fieldlink_proto::topic::is_safe_mqtt_identity`]) is refused before the credentials are
-/// looked at; then `auth` decides. Each refusal is counted in
-/// `fieldlink_mqtt_connect_refused_total{reason}`.
-fn admit(
+/// looked at; then `auth` decides.
+fn check_login(
     auth: &dyn Authenticator,
-    metrics: &IngestMetrics,
     client_id: &str,
     username: &str,
     password: &str,
-) -> bool {
+) -> Result<(), Refusal> {
     use fieldlink_proto::topic::is_safe_mqtt_identity;
     if !is_safe_mqtt_identity(client_id) || !is_safe_mqtt_identity(username) {
-        metrics.connect_refused("bad_identity", client_id, username);
-        return false;
+        return Err(Refusal::BadIdentity);
     }
     if auth.authenticate(client_id, username, password) {
-        return true;
+        Ok(())
+    } else {
+        Err(Refusal::BadCredentials)
     }
-    metrics.connect_refused("bad_credentials", client_id, username);
-    false
 }
 
 /// rumqttd's `MetricSettings` has private fields; its serde form is the only constructor.
@@ -300,17 +302,18 @@ fn push_every(interval: Duration) -> MetricSettings {
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     listen: SocketAddr,
+    upstream: SocketAddr,
     listening: Arc<AtomicBool>,
 }
 
 impl EmbeddedBroker {
-    /// Starts rumqttd on `cfg.listen` and fieldlink's link to it, subscribed to `topics`'
-    /// uplink filters. Handsets are let in when `auth` says so; downlinks are sealed with the
-    /// keys `keys` gives (see [`Downlink`]).
+    /// Starts fieldlink's listeners on `cfg.listen` (and `cfg.tls`), rumqttd behind them, and
+    /// fieldlink's link to it, subscribed to `topics`' uplink filters. Handsets are let in when
+    /// `auth` says so; downlinks are sealed with the keys `keys` gives (see [`Downlink`]).
     ///
-    /// The port is checked first, so that a port already taken is an error in words. rumqttd
-    /// then binds it on its own thread a moment later: a client connecting in that moment is
-    /// refused once and retries, as MQTT clients do.
+    /// The public ports are bound before anything else, so that a port already taken is an
+    /// error in words. rumqttd binds its loopback port on its own thread a moment later; a
+    /// handset arriving in that moment waits for it.
     ///
     /// `metrics` gets `fieldlink_connected_handsets`; cancelling `shutdown` stops the link
     /// thread (await `Source::worker`).
@@ -326,37 +329,44 @@ impl EmbeddedBroker {
         if !problems.is_empty() {
             return Err(IngestError::InvalidConfig(problems.join("; ")));
         }
+        // The public listeners are fieldlink's own (see the module notes): bound here, so a
+        // taken port or a bad certificate stops the start with its reason, and served from
+        // tasks once rumqttd is up, into rumqttd's plain listener on a loopback port.
+        let upstream = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?
+            .local_addr()
+            .map_err(|source| IngestError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let shared = Arc::new(front::Shared {
+            upstream,
+            connect_timeout: cfg.connection_timeout,
+            max_per_address: cfg.max_connections_per_address,
+            uncapped: cfg.uncapped_addresses.clone(),
+            max_connect_bytes: cfg.max_connect_bytes(),
+            auth: Arc::clone(&auth),
+            metrics: metrics.clone(),
+            open: Arc::default(),
+        });
+        let mut fronts = Vec::new();
         if cfg.plain {
-            check_port(cfg.listen)?;
+            fronts.push(front::Front {
+                listener: bind(cfg.listen)?,
+                tls: None,
+                shared: Arc::clone(&shared),
+            });
         }
-        // The TLS listener is fieldlink's own (see the module notes): bound here, so a taken
-        // port or a bad certificate stops the start with its reason, and served from a task
-        // once rumqttd is up, into rumqttd's plain listener on a loopback port.
-        let tls_front = match &cfg.tls {
-            None => None,
-            Some(tls) => {
-                let server = fieldlink_tls::server_config(&tls.cert, &tls.key, &[])
-                    .map_err(|e| IngestError::InvalidConfig(format!("mqtt TLS listener: {e}")))?;
-                let listener = bind(tls.listen)?;
-                let upstream = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?
-                    .local_addr()
-                    .map_err(|source| IngestError::Bind {
-                        addr: tls.listen,
-                        source,
-                    })?;
-                Some(tls_front::TlsFront {
-                    listener,
-                    acceptor: tokio_rustls::TlsAcceptor::from(server),
-                    upstream,
-                    handshake_timeout: cfg.connection_timeout,
-                    max_per_address: cfg.max_connections_per_address,
-                    metrics: metrics.clone(),
-                })
-            }
-        };
+        if let Some(tls) = &cfg.tls {
+            let server = fieldlink_tls::server_config(&tls.cert, &tls.key, &[])
+                .map_err(|e| IngestError::InvalidConfig(format!("mqtt TLS listener: {e}")))?;
+            fronts.push(front::Front {
+                listener: bind(tls.listen)?,
+                tls: Some(tokio_rustls::TlsAcceptor::from(server)),
+                shared,
+            });
+        }
 
-        let tls_upstream = tls_front.as_ref().map(|f| f.upstream);
-        let mut broker = Broker::new(cfg.rumqttd_config(auth, metrics, tls_upstream));
+        let mut broker = Broker::new(cfg.rumqttd_config(auth, metrics, upstream));
         // Take the link before starting: `start` blocks for the broker's life.
         let (mut link_tx, link_rx) = broker
             .link(link::CLIENT_ID)
@@ -378,7 +388,7 @@ impl EmbeddedBroker {
         } else {
             cfg.tls.as_ref().map_or(cfg.listen, |tls| tls.listen)
         };
-        if let Some(front) = tls_front {
+        for front in fronts {
             // Needs the caller's tokio runtime (the server starts the broker from it).
             tokio::spawn(front.run(shutdown.clone()));
         }
@@ -435,12 +445,26 @@ impl EmbeddedBroker {
         if let Some(tls) = &cfg.tls {
             tracing::info!(listen = %tls.listen, "embedded MQTT broker listening with TLS");
         }
-        Ok((EmbeddedBroker { listen, listening }, source))
+        Ok((
+            EmbeddedBroker {
+                listen,
+                upstream,
+                listening,
+            },
+            source,
+        ))
     }
 
     /// The address handsets connect to.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// rumqttd's own listener, on a loopback port, behind fieldlink's (for benches that
+    /// measure the hop; handsets never connect here).
+    #[doc(hidden)]
+    pub fn upstream_addr(&self) -> SocketAddr {
+        self.upstream
     }
 
     /// False once rumqttd's listener has stopped (it could not bind, or failed).
@@ -449,7 +473,7 @@ impl EmbeddedBroker {
     }
 }
 
-/// Binds `addr` with std and keeps it (the TLS listener), with a taken port in words.
+/// Binds `addr` with std and keeps it (a public listener), with a taken port in words.
 fn bind(addr: SocketAddr) -> Result<TcpListener, IngestError> {
     check_port(addr)?;
     TcpListener::bind(addr).map_err(|source| IngestError::Bind { addr, source })
@@ -499,10 +523,8 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_identities_are_refused_before_the_credentials_and_counted() {
-        let metrics =
-            IngestMetrics::register(&mut prometheus_client::registry::Registry::default());
-        assert!(admit(&One, &metrics, "u000", "u000", "secret"));
+    fn unsafe_identities_are_refused_before_the_credentials() {
+        assert_eq!(check_login(&One, "u000", "u000", "secret"), Ok(()));
         for (client_id, username) in [
             ("u000", "u0+0"),
             ("u#", "u000"),
@@ -510,14 +532,18 @@ mod tests {
             ("u000", "u000\n"),
             ("", "u000"),
             ("u000", "\u{7f}"),
+            // Would pass the authenticator: the identity rule comes first.
+            ("u000", ""),
         ] {
-            assert!(
-                !admit(&One, &metrics, client_id, username, "secret"),
+            assert_eq!(
+                check_login(&One, client_id, username, "secret"),
+                Err(Refusal::BadIdentity),
                 "{client_id:?} / {username:?}"
             );
         }
-        assert!(!admit(&One, &metrics, "u000", "u000", "wrong"));
-        assert_eq!(metrics.connect_refused_total("bad_identity"), 6);
-        assert_eq!(metrics.connect_refused_total("bad_credentials"), 1);
+        assert_eq!(
+            check_login(&One, "u000", "u000", "wrong"),
+            Err(Refusal::BadCredentials)
+        );
     }
 }

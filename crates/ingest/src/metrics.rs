@@ -11,7 +11,7 @@
 //! | `fieldlink_uplink_queue_depth` | messages waiting between the broker and the pipeline |
 //! | `fieldlink_broker_reconnects_total` | reconnections to an external broker |
 //! | `fieldlink_downlink_failures_total` | downlinks not handed to the broker (no seal key, link down, shutting down); the order's re-send timer tries again |
-//! | `fieldlink_mqtt_connect_refused_total{reason}` | CONNECTs the embedded broker refused, by [`CONNECT_REFUSED_REASONS`] |
+//! | `fieldlink_mqtt_connect_refused_total{reason}` | connections the embedded broker refused, by [`Refusal::reason`] |
 //!
 //! Every label value is created at registration, so a dashboard sees zeros rather than gaps,
 //! and the hot path touches pre-resolved counters (no label hashing per message).
@@ -33,19 +33,67 @@ use crate::decode::{Rejection, Uplink};
 /// At most one log line per rejection reason per this interval.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Why the embedded broker refused a CONNECT (`fieldlink_mqtt_connect_refused_total{reason}`):
-/// `bad_identity` (an empty client id or username, or one with `+`, `#`, `/` or a control
-/// character; see [`fieldlink_proto::topic::is_safe_mqtt_identity`]), `bad_credentials` (unknown
-/// or disabled unit, client id not the username, wrong secret), and on the TLS listener
-/// (`broker/tls_front.rs`) `too_many_connections` (the address already holds
-/// `max_connections_per_address`) and `tls_handshake` (failed or too slow). A CONNECT without
-/// any login is refused by rumqttd before fieldlink is asked, and is not counted.
-pub const CONNECT_REFUSED_REASONS: [&str; 4] = [
-    "bad_identity",
-    "bad_credentials",
-    "too_many_connections",
-    "tls_handshake",
-];
+/// Why the embedded broker refused a connection (`fieldlink_mqtt_connect_refused_total{reason}`).
+/// Each is decided in fieldlink's own listeners (`broker/front.rs`) and logged with the peer's
+/// address; rumqttd checks logins once more on its loopback port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `bad_identity`: an empty client id or username, or one with `+`, `#`, `/` or a control
+    /// character (see [`fieldlink_proto::topic::is_safe_mqtt_identity`]); also a CONNECT with no
+    /// login at all. Answered with CONNACK code 2.
+    BadIdentity,
+    /// `bad_credentials`: unknown or disabled unit, client id not the username, wrong secret.
+    /// Answered with CONNACK code 5.
+    BadCredentials,
+    /// `too_many_connections`: the address already holds `max_connections_per_address`.
+    TooManyConnections,
+    /// `tls_handshake`: the TLS handshake failed or did not finish in time.
+    TlsHandshake,
+    /// `bad_connect`: no MQTT 3.1.1 CONNECT within the connection timeout: bytes that are not
+    /// one, one too large, or one for MQTT 3.1 or 5 (answered with CONNACK code 1).
+    BadConnect,
+}
+
+impl Refusal {
+    /// Every reason, in label order.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::BadIdentity,
+        Refusal::BadCredentials,
+        Refusal::TooManyConnections,
+        Refusal::TlsHandshake,
+        Refusal::BadConnect,
+    ];
+
+    /// The metric label.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Refusal::BadIdentity => "bad_identity",
+            Refusal::BadCredentials => "bad_credentials",
+            Refusal::TooManyConnections => "too_many_connections",
+            Refusal::TlsHandshake => "tls_handshake",
+            Refusal::BadConnect => "bad_connect",
+        }
+    }
+
+    /// What it means, in the log.
+    fn why(self) -> &'static str {
+        match self {
+            Refusal::BadIdentity => {
+                "the client id or username is missing, empty, or has '+', '#', '/' or a control character"
+            }
+            Refusal::BadCredentials => "unknown unit, disabled, or wrong secret",
+            Refusal::TooManyConnections => "too many connections from this address",
+            Refusal::TlsHandshake => "the TLS handshake failed or took too long",
+            Refusal::BadConnect => {
+                "no MQTT 3.1.1 CONNECT in time (silent, malformed, too large, or MQTT 3.1 or 5)"
+            }
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 type Labels = [(&'static str, &'static str); 1];
 
@@ -91,15 +139,16 @@ impl IngestMetrics {
             uplink_queue_depth: Gauge::default(),
             broker_reconnects: Counter::default(),
             downlink_failures: Counter::default(),
-            connect_refused: CONNECT_REFUSED_REASONS
+            connect_refused: Refusal::ALL
                 .iter()
-                .map(|r| connect_refused.get_or_create(&[("reason", *r)]).clone())
+                .map(|r| {
+                    connect_refused
+                        .get_or_create(&[("reason", r.reason())])
+                        .clone()
+                })
                 .collect(),
             log_limiter: Mutex::new(LogLimiter::new(LOG_INTERVAL, Rejection::REASONS.len())),
-            connect_log_limiter: Mutex::new(LogLimiter::new(
-                LOG_INTERVAL,
-                CONNECT_REFUSED_REASONS.len(),
-            )),
+            connect_log_limiter: Mutex::new(LogLimiter::new(LOG_INTERVAL, Refusal::ALL.len())),
         };
         registry.register(
             "fieldlink_mqtt_messages",
@@ -172,57 +221,44 @@ impl IngestMetrics {
         self.inner.broker_reconnects.get()
     }
 
-    /// CONNECTs refused for `reason` (one of [`CONNECT_REFUSED_REASONS`]) so far.
+    /// Connections refused for `reason` (a [`Refusal::reason`]) so far.
     pub fn connect_refused_total(&self, reason: &str) -> u64 {
-        CONNECT_REFUSED_REASONS
+        Refusal::ALL
             .iter()
-            .position(|r| *r == reason)
+            .position(|r| r.reason() == reason)
             .map_or(0, |i| self.inner.connect_refused[i].get())
     }
 
-    /// Counts a refused CONNECT and logs it, rate-limited per reason (a storm of bad logins
-    /// must not flood the log), with the ids escaped and clipped. rumqttd does not tell its auth
-    /// hook the peer's address, so no address is logged.
-    pub(crate) fn connect_refused(&self, reason: &'static str, client_id: &str, username: &str) {
-        if let Some(suppressed) = self.count_refusal(reason) {
-            let why = if reason == "bad_identity" {
-                "the client id or username is empty or has '+', '#', '/' or a control character"
-            } else {
-                "unknown unit, disabled, or wrong secret"
-            };
-            tracing::warn!(
-                reason,
-                suppressed,
-                client_id = ?crate::decode::clip(client_id),
-                username = ?crate::decode::clip(username),
-                "MQTT connect refused: {why}"
-            );
-        }
-    }
-
-    /// Counts a connection the TLS listener closed before MQTT began, and logs it with the
-    /// peer's address, rate-limited per reason.
-    pub(crate) fn connection_refused(&self, reason: &'static str, peer: std::net::SocketAddr) {
-        if let Some(suppressed) = self.count_refusal(reason) {
-            let why = if reason == "tls_handshake" {
-                "the TLS handshake failed or took too long"
-            } else {
-                "too many connections from this address"
-            };
-            tracing::warn!(reason, suppressed, %peer, "MQTT connection refused: {why}");
-        }
-    }
-
-    /// Counts one refusal for `reason` (one of [`CONNECT_REFUSED_REASONS`]); `Some(lines
-    /// suppressed since the last one)` when a line may be logged now.
-    fn count_refusal(&self, reason: &'static str) -> Option<u64> {
-        let i = CONNECT_REFUSED_REASONS.iter().position(|r| *r == reason)?;
+    /// Counts a refused connection and logs it, rate-limited per reason (a storm of bad logins
+    /// must not flood the log), with the peer's address when known (`None` only for a login
+    /// refused on rumqttd's loopback port, which does not tell it) and the ids escaped and clipped.
+    pub(crate) fn connect_refused(
+        &self,
+        refusal: Refusal,
+        peer: Option<std::net::SocketAddr>,
+        login: Option<(&str, &str)>,
+    ) {
+        let i = refusal.index();
         self.inner.connect_refused[i].inc();
-        self.inner
+        let verdict = self
+            .inner
             .connect_log_limiter
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .allow(i, Instant::now())
+            .allow(i, Instant::now());
+        if let Some(suppressed) = verdict {
+            use tracing::field as f;
+            let clip = crate::decode::clip;
+            tracing::warn!(
+                reason = refusal.reason(),
+                suppressed,
+                peer = peer.map(f::display),
+                client_id = login.map(|(c, _)| f::debug(clip(c))),
+                username = login.map(|(_, u)| f::debug(clip(u))),
+                "MQTT connection refused: {}",
+                refusal.why()
+            );
+        }
     }
 
     pub(crate) fn accepted(&self, message: &Uplink) {
@@ -359,7 +395,9 @@ mod tests {
         }
         assert!(text.contains("fieldlink_connected_handsets 0"));
         assert!(text.contains("fieldlink_broker_reconnects_total 0"));
-        for reason in CONNECT_REFUSED_REASONS {
+        for (i, refusal) in Refusal::ALL.into_iter().enumerate() {
+            assert_eq!(refusal.index(), i, "ALL is in label order");
+            let reason = refusal.reason();
             assert!(text.contains(&format!(
                 "fieldlink_mqtt_connect_refused_total{{reason=\"{reason}\"}} 0"
             )));

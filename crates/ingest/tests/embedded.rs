@@ -82,7 +82,7 @@ async fn a_fix_a_batch_and_an_owntracks_location_arrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_refused_at_connect() {
-    let (broker, _ingest) = start_embedded();
+    let (broker, ingest) = start_embedded();
     let addr = broker.listen_addr();
     // A good handset first, so the listener is surely up and refusals are the broker's.
     let _p7 = Handset::unit(addr, "p7", "s3cret-p7").await;
@@ -92,15 +92,106 @@ async fn wrong_credentials_are_refused_at_connect() {
             .await
             .is_ok()
     );
-    for (user, pass, client_id, case) in [
-        ("bike-2", "wrong", "bike-2", "wrong password"),
-        ("ghost", "s3cret-b2", "ghost", "unknown unit"),
-        ("bike-2", "s3cret-b2", "p7", "client id is not the username"),
-        ("bike-2", "", "bike-2", "empty password"),
+    // The handset is told why, in the CONNACK's return code (rumqttd alone just closed).
+    for (user, pass, client_id, case, said) in [
+        (
+            "bike-2",
+            "wrong",
+            "bike-2",
+            "wrong password",
+            "NotAuthorized",
+        ),
+        (
+            "ghost",
+            "s3cret-b2",
+            "ghost",
+            "unknown unit",
+            "NotAuthorized",
+        ),
+        (
+            "bike-2",
+            "s3cret-b2",
+            "p7",
+            "client id is not the username",
+            "NotAuthorized",
+        ),
+        ("bike-2", "", "bike-2", "empty password", "NotAuthorized"),
+        (
+            "bike+2",
+            "s3cret-b2",
+            "bike+2",
+            "a wildcard in the id",
+            "BadClientId",
+        ),
     ] {
         let answer = try_connect(addr, user, pass, client_id).await;
-        assert!(answer.is_err(), "{case}: must be refused, got CONNACK");
+        let err = answer.expect_err(case);
+        assert!(err.contains(said), "{case}: {err}");
     }
+    let m = &ingest.metrics;
+    assert_eq!(m.connect_refused_total("bad_credentials"), 4);
+    assert_eq!(m.connect_refused_total("bad_identity"), 1);
+}
+
+/// Both public listeners are fieldlink's own, the plain one too: at most
+/// `max_connections_per_address` connections from one address (one more is closed at once), a
+/// socket that never sends its CONNECT is closed at `connection_timeout`, bytes that are not
+/// MQTT are closed at once; each counted, and the slots come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_listener_caps_an_address_and_closes_silent_and_garbled_sockets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let cfg = EmbeddedBrokerConfig {
+        listen: free_port(),
+        max_connections_per_address: 2,
+        // The test connects from this host, which is uncapped by default.
+        uncapped_addresses: Vec::new(),
+        connection_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (broker, ingest) = start_embedded_on(&cfg, test_limits(), Sealing::Optional);
+    let addr = broker.listen_addr();
+    let m = ingest.metrics.clone();
+    /// Reads until the server closes; the bytes it said first.
+    async fn closed_by_server(tcp: &mut TcpStream) -> Vec<u8> {
+        let mut said = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut said))
+            .await
+            .expect("closed by the server in time")
+            .expect("read");
+        said
+    }
+
+    let p7 = Handset::unit(addr, "p7", "s3cret-p7").await;
+    let mut silent = TcpStream::connect(addr).await.expect("tcp");
+    // A third from this address: closed at once, before a word.
+    let mut third = TcpStream::connect(addr).await.expect("tcp");
+    assert!(closed_by_server(&mut third).await.is_empty());
+    eventually("counted", WAIT, || {
+        m.connect_refused_total("too_many_connections") == 1
+    })
+    .await;
+
+    // The silent socket goes at the timeout (1 s here), counted; its slot comes back.
+    assert!(closed_by_server(&mut silent).await.is_empty());
+    eventually("the silent socket counted", WAIT, || {
+        m.connect_refused_total("bad_connect") == 1
+    })
+    .await;
+    let mut garbled = TcpStream::connect(addr).await.expect("tcp");
+    garbled
+        .write_all(b"GET / HTTP/1.1\r\nHost: fieldlink\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(closed_by_server(&mut garbled).await.is_empty());
+    eventually("the garbled socket counted", WAIT, || {
+        m.connect_refused_total("bad_connect") == 2
+    })
+    .await;
+    // Its slot came back too: a handset gets in, and the first one was never disturbed.
+    let b2 = Handset::unit(addr, "bike-2", "s3cret-b2").await;
+    assert!(p7.is_connected() && b2.is_connected());
+    assert_eq!(m.connect_refused_total("too_many_connections"), 1);
 }
 
 /// Every validation rule: the bad input raises its reason counter, and the next good message

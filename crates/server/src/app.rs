@@ -172,6 +172,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
             listen: config.mqtt.listen,
             max_connections: config.mqtt.max_connections,
             max_connections_per_address: config.mqtt.max_connections_per_address,
+            uncapped_addresses: config.mqtt.uncapped_addresses.clone(),
             // rumqttd disconnects a client whose packet exceeds its limit, without telling us.
             // Give it headroom so that moderately oversized payloads reach the decoder and are
             // refused and counted there (`too_large`), while absurd ones are still cut off.

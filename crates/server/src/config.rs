@@ -149,8 +149,12 @@ pub struct MqttConfig {
     pub max_batch_fixes: usize,
     /// Most simultaneous MQTT connections on the embedded broker.
     pub max_connections: usize,
-    /// Most connections from one IP address at once on the embedded broker's TLS listener.
+    /// Most connections from one IP address at once on the embedded broker, plain and TLS
+    /// listeners together.
     pub max_connections_per_address: usize,
+    /// Addresses `max_connections_per_address` does not apply to (default this host:
+    /// `127.0.0.1` and `::1`, where the simulator runs).
+    pub uncapped_addresses: Vec<std::net::IpAddr>,
     /// Messages one unit may send per second, sustained; beyond it (and `message_burst`) its
     /// messages are dropped and counted as `throttled`. 0: no limit.
     pub max_messages_per_s: u32,
@@ -179,6 +183,8 @@ impl Default for MqttConfig {
             max_batch_fixes: 1000,
             max_connections: 20_000,
             max_connections_per_address: 256,
+            uncapped_addresses: fieldlink_ingest::EmbeddedBrokerConfig::default()
+                .uncapped_addresses,
             max_messages_per_s: 20,
             message_burst: 100,
             uplink_queue: 10_000,

@@ -295,3 +295,119 @@ fn seal_seals_for_a_topic_opens_a_downlink_and_prints_the_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a fieldlink topic"));
 }
+
+/// An MQTT CONNECT as a handset sends it: protocol `level` (4 is MQTT 3.1.1; 5 adds an empty
+/// property list), clean session, keep-alive 60 s, username and password.
+fn connect_packet(level: u8, client_id: &str, username: &str, password: &str) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&u16::try_from(s.len()).expect("short").to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut body = Vec::new();
+    string(&mut body, "MQTT");
+    body.extend_from_slice(&[level, 0b1100_0010, 0, 60]);
+    if level == 5 {
+        body.push(0);
+    }
+    string(&mut body, client_id);
+    string(&mut body, username);
+    string(&mut body, password);
+    let mut packet = vec![0x10, u8::try_from(body.len()).expect("short")];
+    packet.extend(body);
+    packet
+}
+
+/// A refused MQTT login is answered with the CONNACK code that says why (rumqttd alone closed
+/// the socket without a word), and logged with the handset's address as well as its id.
+#[test]
+fn a_refused_mqtt_login_gets_its_reason_and_is_logged_with_the_address() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("dir");
+    let mqtt = format!("127.0.0.1:{}", free_port());
+    let mut child = fieldlink()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--http", &format!("127.0.0.1:{}", free_port())])
+        .args(["--mqtt", &mqtt])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    // Credentials and logs both come on stdout; read it on a thread, line by line.
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |what: &str, matches: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {what} within 60 s"),
+            }
+        }
+    };
+    wait_for("the first-run credentials", &|l| {
+        l.contains("They are saved in")
+    });
+
+    for (level, client_id, username, code, case) in [
+        (4, "demo-1", "demo-1", 5, "wrong secret: not authorised"),
+        (
+            4,
+            "demo+1",
+            "demo+1",
+            2,
+            "a wildcard in the id: identifier rejected",
+        ),
+        (
+            5,
+            "demo-1",
+            "demo-1",
+            1,
+            "MQTT 5: unacceptable protocol version",
+        ),
+    ] {
+        let mut tcp = std::net::TcpStream::connect(&mqtt).expect("connects");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        tcp.write_all(&connect_packet(
+            level,
+            client_id,
+            username,
+            "not-the-secret",
+        ))
+        .expect("sends CONNECT");
+        let mut connack = [0u8; 4];
+        tcp.read_exact(&mut connack).expect(case);
+        assert_eq!(connack, [0x20, 0x02, 0x00, code], "{case}");
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{case}: closed after the CONNACK");
+    }
+
+    for (reason, id) in [
+        ("bad_credentials", Some("demo-1")),
+        ("bad_identity", Some("demo+1")),
+        ("bad_connect", None),
+    ] {
+        let line = wait_for(reason, &|l| {
+            l.contains("MQTT connection refused") && l.contains(&format!("\"reason\":\"{reason}\""))
+        });
+        assert!(line.contains("\"peer\":\"127.0.0.1:"), "{line}");
+        if let Some(id) = id {
+            assert!(line.contains(id), "the client id in {line}");
+        }
+    }
+
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -207,16 +207,25 @@ pub fn start_embedded() -> (EmbeddedBroker, Ingest) {
 
 /// [`start_embedded`] with the pipeline's `limits` and `sealing`.
 pub fn start_embedded_with(limits: Limits, sealing: Sealing) -> (EmbeddedBroker, Ingest) {
-    let topics = unique_topics();
-    let mut registry = Registry::default();
-    let metrics = IngestMetrics::register(&mut registry);
-    let shutdown = CancellationToken::new();
     let cfg = EmbeddedBrokerConfig {
         listen: free_port(),
         ..Default::default()
     };
+    start_embedded_on(&cfg, limits, sealing)
+}
+
+/// [`start_embedded`] with the broker's `cfg`.
+pub fn start_embedded_on(
+    cfg: &EmbeddedBrokerConfig,
+    limits: Limits,
+    sealing: Sealing,
+) -> (EmbeddedBroker, Ingest) {
+    let topics = unique_topics();
+    let mut registry = Registry::default();
+    let metrics = IngestMetrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
     let (broker, source) = EmbeddedBroker::start(
-        &cfg,
+        cfg,
         Arc::new(credentials()),
         Arc::new(active_units()),
         &topics,
