@@ -16,6 +16,12 @@
 //! - (C) **direct**: as (A), but the publisher connects straight to rumqttd's loopback port,
 //!   skipping fieldlink's listener (what handsets did before issue 8).
 //!
+//! One fast publisher lets the listener copy many messages per read, which flatters it. So a
+//! second table has the shape of the real load: `FLEET` handsets each sending one message every
+//! `FLEET_PERIOD` (10,000 messages a second in all) for `FLEET_SECS`, through fieldlink's
+//! listener (A) or straight to rumqttd (C), alternating; CPU per message over the window, which
+//! includes the simulated handsets' own cost (the same in both).
+//!
 //! Rates are `N / (first publish .. last arrival)`. CPU is the whole process's (broker,
 //! clients, link) utime + stime from `/proc/self/stat` over the same window, per message.
 //! Run with `cargo bench -p fieldlink-ingest --bench hop`; it prints a table, no criterion.
@@ -47,6 +53,14 @@ const FILTER: &str = "fl/v1/u/+/+";
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// Request channel of each rumqttc client.
 const CLIENT_CAPACITY: usize = 10_000;
+/// Handsets in the fleet table, each its own rumqttc client and connection.
+const FLEET: usize = 2000;
+/// Time between two messages of one fleet handset.
+const FLEET_PERIOD: Duration = Duration::from_millis(200);
+/// Measurement window of one fleet round.
+const FLEET_SECS: u64 = 10;
+/// Fleet rounds per mode.
+const FLEET_ROUNDS: usize = 3;
 /// Linux's USER_HZ (the unit of utime/stime in /proc), fixed at 100 on x86 and arm.
 const TICKS_PER_SEC: f64 = 100.0;
 
@@ -278,7 +292,7 @@ async fn run() {
     let port = free_port();
     let cfg = EmbeddedBrokerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
-        max_connections: 16,
+        max_connections: 2 * FLEET + 16,
         // 100 MiB of commit log, so a consumer falling behind within a round is never skipped
         // ahead (a 200,000-message round is about 16 MiB). Other limits are fieldlink's defaults.
         max_segments: 100,
@@ -430,10 +444,134 @@ async fn run() {
             println!("INCOMPLETE {line}");
         }
     }
+    fleet_table(ports, &link).await;
     println!("loadavg at end: {}", loadavg());
     println!(
         "A/B and A/C are medians of per-round ratios; cpu us = process utime+stime (10 ms ticks) per \
          message; pub msg/s = rate the publisher queued into its client (the offered load)"
     );
     shutdown.cancel();
+}
+
+/// The fleet table (see the module notes): per round, A then C or C then A.
+async fn fleet_table((port, direct): (u16, u16), link: &LinkCount) {
+    let per_s = FLEET as f64 / FLEET_PERIOD.as_secs_f64();
+    println!();
+    println!(
+        "fleet: {FLEET} handsets, one {PAYLOAD_BYTES} B message each every {FLEET_PERIOD:?} \
+         ({per_s:.0} msg/s), {FLEET_SECS} s per measurement"
+    );
+    println!(
+        "{:>5} {:>6} {:>10} {:>10} {:>9} {:>9} {:>7} {:>7}",
+        "round", "first", "A msg/s", "C msg/s", "A cpu us", "C cpu us", "A cpu%", "C cpu%"
+    );
+    let (mut a_cpu, mut c_cpu, mut a_pct, mut c_pct) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..FLEET_ROUNDS {
+        let order = if round % 2 == 0 {
+            [(Mode::Link, port), (Mode::Direct, direct)]
+        } else {
+            [(Mode::Direct, direct), (Mode::Link, port)]
+        };
+        let mut got = [(0.0, 0.0, 0.0); 2];
+        for (mode, to) in order {
+            let sample = fleet_round(to, link, &format!("{round}-{mode:?}")).await;
+            got[usize::from(mode == Mode::Direct)] = sample;
+        }
+        let [(ar, ac, ap), (cr, cc, cp)] = got;
+        println!(
+            "{:>5} {:>6} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>7.1} {:>7.1}",
+            round + 1,
+            format!("{:?}", order[0].0),
+            ar,
+            cr,
+            ac,
+            cc,
+            ap,
+            cp
+        );
+        a_cpu.push(ac);
+        c_cpu.push(cc);
+        a_pct.push(ap);
+        c_pct.push(cp);
+    }
+    let (ac, cc) = (median(a_cpu), median(c_cpu));
+    println!(
+        "{:>5} {:>6} {:>10} {:>10} {:>9.2} {:>9.2} {:>7.1} {:>7.1}",
+        "med",
+        "",
+        "",
+        "",
+        ac,
+        cc,
+        median(a_pct),
+        median(c_pct)
+    );
+    println!(
+        "fieldlink's listener: {:+.2} us of CPU per message (A - C), {:.2}x",
+        ac - cc,
+        ac / cc
+    );
+}
+
+/// One fleet measurement through `port`: (messages/s at the link, CPU us per message, process
+/// CPU % of one core).
+async fn fleet_round(port: u16, link: &LinkCount, tag: &str) -> (f64, f64, f64) {
+    let mut clients = Vec::with_capacity(FLEET);
+    let mut drivers = Vec::with_capacity(FLEET);
+    for i in 0..FLEET {
+        let (client, eventloop) = connect(&format!("fleet-{tag}-{i}"), port).await;
+        clients.push(client);
+        drivers.push(drive(eventloop));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let base = link.count.load(Ordering::Acquire);
+    let cpu0 = cpu_ticks();
+    let t0 = Instant::now();
+    let senders: Vec<JoinHandle<()>> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                // Spread the handsets evenly over the period, as real ones are.
+                let phase = FLEET_PERIOD.mul_f64(i as f64 / FLEET as f64);
+                let start = tokio::time::Instant::now() + phase;
+                let mut tick = tokio::time::interval_at(start, FLEET_PERIOD);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let payload = Bytes::from(vec![b'g'; PAYLOAD_BYTES]);
+                let end = tokio::time::Instant::now() + Duration::from_secs(FLEET_SECS);
+                loop {
+                    tick.tick().await;
+                    if tokio::time::Instant::now() >= end {
+                        return;
+                    }
+                    let _ = client
+                        .publish_bytes(TOPIC, QoS::AtMostOnce, false, payload.clone())
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let cpu1 = cpu_ticks();
+    let secs = t0.elapsed().as_secs_f64();
+    // What was sent in the window has arrived a moment later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let arrived = link.count.load(Ordering::Acquire) - base;
+    for client in &clients {
+        let _ = client.disconnect().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for driver in drivers {
+        driver.abort();
+    }
+    let cpu_s = (cpu1 - cpu0) as f64 / TICKS_PER_SEC;
+    (
+        arrived as f64 / secs,
+        cpu_s * 1e6 / arrived.max(1) as f64,
+        cpu_s / secs * 100.0,
+    )
 }

@@ -359,7 +359,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
 struct HandsetAuth(Credentials);
 
 impl fieldlink_ingest::Authenticator for HandsetAuth {
-    /// A refusal is counted and logged (rate-limited) by the broker's `admit`.
+    /// A refusal is answered, counted and logged (rate-limited, with the peer address) by
+    /// the broker's listener (`fieldlink_ingest::broker`, `check_login`).
     fn authenticate(&self, client_id: &str, username: &str, password: &str) -> bool {
         self.0.authenticate_handset(client_id, username, password)
     }
