@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${1:-60}"
-targets=(uplink_protobuf owntracks_json ws_client_frame)
+targets=(uplink_protobuf owntracks_json ws_client_frame mqtt_connect)
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
 

@@ -54,3 +54,16 @@ fn the_websocket_corpus_decodes_or_is_refused_without_panicking() {
     assert!(accepted >= 1, "{accepted} accepted, {refused} refused");
     assert!(refused >= 1, "{accepted} accepted, {refused} refused");
 }
+
+#[test]
+fn the_mqtt_connect_corpus_is_read_or_refused_without_panicking() {
+    // Accepted: a whole MQTT 3.1.1 CONNECT. Not yet whole, or never one: refused.
+    let (accepted, refused) = replay("mqtt_connect", |input| {
+        matches!(
+            fieldlink_ingest::broker::read_first_packet(input),
+            Ok(Some(_))
+        )
+    });
+    assert!(accepted >= 5, "{accepted} accepted, {refused} refused");
+    assert!(refused >= 5, "{accepted} accepted, {refused} refused");
+}

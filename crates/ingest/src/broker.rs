@@ -32,6 +32,9 @@
 mod front;
 mod link;
 
+#[doc(hidden)]
+pub use front::read_first_packet;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -187,7 +187,7 @@ impl IngestMetrics {
         );
         registry.register(
             "fieldlink_mqtt_connect_refused",
-            "MQTT connections the embedded broker refused at CONNECT, by reason",
+            "MQTT connections the embedded broker refused before or at login, by reason",
             connect_refused,
         );
         IngestMetrics {

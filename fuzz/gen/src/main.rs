@@ -339,6 +339,67 @@ fn ws_corpus() -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
+/// The bytes a handset's client sends first: CONNECTs as rumqttc writes them, and what the
+/// listener must refuse (other versions, other packets, other protocols, cut or lying lengths).
+fn mqtt_connect_corpus() -> Vec<(&'static str, Vec<u8>)> {
+    use rumqttc::mqttbytes::{QoS, v4};
+    let connect = |login: bool, will: Option<Vec<u8>>| {
+        let mut c = v4::Connect::new("patrol-01");
+        c.keep_alive = 60;
+        if login {
+            c.set_login("patrol-01", "s3cret-of-patrol-01");
+        }
+        c.last_will = will.map(|payload| {
+            v4::LastWill::new("fl/v1/u/patrol-01/status", payload, QoS::AtLeastOnce, false)
+        });
+        let mut buf = bytes::BytesMut::new();
+        c.write(&mut buf).expect("a CONNECT encodes");
+        buf.to_vec()
+    };
+    let login = connect(true, None);
+    // The same CONNECT with another protocol level (and MQTT 5's empty property list).
+    let with_level = |name: &str, level: u8| {
+        let mut body = Vec::new();
+        body.extend_from_slice(&u16::try_from(name.len()).expect("short").to_be_bytes());
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(&[level, 0xc2, 0x00, 0x3c]);
+        if level == 5 {
+            body.push(0);
+        }
+        // What follows the keep-alive: the client id and the login.
+        body.extend_from_slice(&login[12..]);
+        let mut packet = vec![0x10, u8::try_from(body.len()).expect("short")];
+        packet.extend(body);
+        packet
+    };
+    vec![
+        ("connect-login", login.clone()),
+        ("connect-no-login", connect(false, None)),
+        ("connect-last-will", connect(true, Some(vec![0; 40]))),
+        ("connect-large-will", connect(true, Some(vec![b'w'; 300]))),
+        (
+            "connect-then-ping",
+            [login.as_slice(), &[0xc0, 0x00]].concat(),
+        ),
+        ("bad-mqtt5", with_level("MQTT", 5)),
+        ("bad-mqtt31", with_level("MQIsdp", 3)),
+        ("bad-publish-first", b"\x30\x0a\x00\x03a/bhello".to_vec()),
+        (
+            "bad-http",
+            b"GET / HTTP/1.1\r\nHost: fieldlink\r\n\r\n".to_vec(),
+        ),
+        (
+            "bad-length-overflow",
+            vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f],
+        ),
+        ("bad-cut-short", login[..9].to_vec()),
+        (
+            "bad-string-past-end",
+            b"\x10\x0c\x00\x04MQTT\x04\xc2\x00\x3c\x00\x40".to_vec(),
+        ),
+    ]
+}
+
 fn write(dir: &Path, target: &str, files: Vec<(&str, Vec<u8>)>) {
     let dir = dir.join(target);
     std::fs::create_dir_all(&dir).expect("create the corpus directory");
@@ -357,4 +418,5 @@ fn main() {
     write(&dir, "uplink_protobuf", uplink_corpus());
     write(&dir, "owntracks_json", owntracks_corpus());
     write(&dir, "ws_client_frame", ws_corpus());
+    write(&dir, "mqtt_connect", mqtt_connect_corpus());
 }

@@ -248,6 +248,8 @@ impl Shared {
             return;
         }
 
+        // The login (a secret in clear) is not kept for the connection's life.
+        drop(connect);
         let Some(mut upstream) = self.connect_upstream().await else {
             tracing::warn!(%peer, upstream = %self.upstream, "MQTT listener: the broker's loopback listener does not answer");
             return;
@@ -255,6 +257,7 @@ impl Shared {
         if upstream.write_all(&buf).await.is_err() {
             return;
         }
+        drop(buf);
         // Ends when either side closes; errors are ordinary disconnects. Each direction's
         // buffer lives as long as the connection, for every connected handset: 2 KiB holds a
         // sealed fix, a receipt or a work order whole (tokio's default, 8 KiB each way, would
@@ -300,33 +303,44 @@ where
     S: AsyncRead + Unpin,
 {
     loop {
-        // A CONNECT's first byte is exactly 0x10; anything else (a PUBLISH before logging in,
-        // an HTTP request on the wrong port) is refused at once, not after the timeout.
-        if buf.first().is_some_and(|&b| b != 0x10) {
-            return Err(BadConnect::Malformed);
-        }
-        let mut probe = buf.clone();
-        match mqttbytes::v4::Packet::read(&mut probe, max_bytes) {
-            Ok(mqttbytes::v4::Packet::Connect(c)) if c.protocol == mqttbytes::Protocol::V4 => {
-                return Ok(c);
-            }
-            Ok(_) => {
-                return Err(
-                    requested_version(buf).map_or(BadConnect::Malformed, BadConnect::Version)
-                );
-            }
-            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(_) => {
-                return Err(
-                    requested_version(buf).map_or(BadConnect::Malformed, BadConnect::Version)
-                );
-            }
+        if let Some(connect) = first_packet(buf, max_bytes)? {
+            return Ok(connect);
         }
         match client.read_buf(buf).await {
             Ok(0) | Err(_) => return Err(BadConnect::Incomplete),
             Ok(_) => {}
         }
     }
+}
+
+/// What the bytes a client sent so far make of its first packet: an MQTT 3.1.1 CONNECT, `None`
+/// while it is not whole yet, or why it will never be one.
+fn first_packet(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<Option<mqttbytes::v4::Connect>, BadConnect> {
+    // A CONNECT's first byte is exactly 0x10; anything else (a PUBLISH before logging in, an
+    // HTTP request on the wrong port) is refused at once, not after the timeout.
+    if bytes.first().is_some_and(|&b| b != 0x10) {
+        return Err(BadConnect::Malformed);
+    }
+    let not_v4 = || requested_version(bytes).map_or(BadConnect::Malformed, BadConnect::Version);
+    match mqttbytes::v4::Packet::read(&mut BytesMut::from(bytes), max_bytes) {
+        Ok(mqttbytes::v4::Packet::Connect(c)) if c.protocol == mqttbytes::Protocol::V4 => {
+            Ok(Some(c))
+        }
+        Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+        Ok(_) | Err(_) => Err(not_v4()),
+    }
+}
+
+/// [`first_packet`] for the fuzzer and the corpus test (`fuzz/`): the CONNECT's client id,
+/// `None` while more bytes are needed, or why the connection is refused.
+#[doc(hidden)]
+pub fn read_first_packet(bytes: &[u8]) -> Result<Option<String>, String> {
+    first_packet(bytes, 64 * 1024)
+        .map(|c| c.map(|c| c.client_id))
+        .map_err(|bad| format!("{bad:?}"))
 }
 
 /// The protocol level a CONNECT asks for, when `frame` starts with a CONNECT for a level other
