@@ -107,6 +107,8 @@ pub struct Options {
     pub push: Option<fieldlink_push::PushConfig>,
     /// Files of fixed cameras to load at start (`video.camera_files`).
     pub camera_files: Vec<std::path::PathBuf>,
+    /// Messages per second a unit may send (`mqtt.max_messages_per_s`); the default otherwise.
+    pub max_messages_per_s: Option<u32>,
 }
 
 impl TestServer {
@@ -131,6 +133,9 @@ impl TestServer {
             ..Config::default()
         };
         config.http.listen = "127.0.0.1:0".parse().expect("addr");
+        if let Some(rate) = opts.max_messages_per_s {
+            config.mqtt.max_messages_per_s = rate;
+        }
         if !opts.default_topics {
             config.mqtt.topic_root = format!("{tag}/fl/v1");
             config.mqtt.owntracks_prefix = format!("{tag}/owntracks");

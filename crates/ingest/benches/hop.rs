@@ -4,8 +4,8 @@
 //! - Issue 2: "with the embedded broker, consume through its in-process link rather than a
 //!   second TCP hop (measure both)": A against B.
 //! - Issue 8: what fieldlink's own listener in front of rumqttd (`broker/front.rs`: caps per
-//!   address, the CONNECT checked and refusals logged with the address) costs per message:
-//!   A against C.
+//!   address, the CONNECT checked and refusals logged with the address, then the connection
+//!   handed to rumqttd through `rumqttd::Acceptor`) costs per message: A against C.
 //!
 //! - (A) **link**: one rumqttc publisher over TCP, through fieldlink's listener as a handset
 //!   connects, sends `N` QoS 0 messages on `fl/v1/u/u1/gps`; counted as they come out of
@@ -13,8 +13,8 @@
 //! - (B) **tcp**: the same load, counted at a rumqttc subscriber over TCP on `fl/v1/u/+/+`.
 //!   `Source.uplink` is still drained in the background (the link stays subscribed: the broker
 //!   cannot be started without it), so in (B) the router delivers every message twice.
-//! - (C) **direct**: as (A), but the publisher connects straight to rumqttd's loopback port,
-//!   skipping fieldlink's listener (what handsets did before issue 8).
+//! - (C) **direct**: as (A), but the publisher connects straight to rumqttd's own listener on
+//!   its loopback port, skipping fieldlink's (what handsets did before issue 8).
 //!
 //! One fast publisher lets the listener copy many messages per read, which flatters it. So a
 //! second table has the shape of the real load: `FLEET` handsets each sending one message every

@@ -25,7 +25,9 @@
 //!   fieldlink's own ([`front`]): a task and a deadline per connection, a cap per address, the
 //!   CONNECT checked there (refusals answered with a CONNACK code, counted in
 //!   `fieldlink_mqtt_connect_refused_total{reason}` and logged with the peer's address), and
-//!   the connection then relayed to rumqttd's only listener, on a loopback port.
+//!   the vetted connection then handed to rumqttd itself, through `rumqttd::Acceptor`: a
+//!   patch of ours (`vendor/rumqttd/PATCH.md`), since rumqttd has no way to take a connection
+//!   it did not accept. rumqttd's own listener only gets a loopback port.
 //! - **MQTT 3.1.1 only** on this port (rumqttd's `v4` server), which every handset stack and
 //!   the OwnTracks app speak.
 
@@ -85,10 +87,10 @@ pub struct EmbeddedBrokerConfig {
     /// are closed after it, so they cannot hold slots. Default 5.
     #[serde(deserialize_with = "crate::secs::deserialize")]
     pub connection_timeout: Duration,
-    /// Pause after each connection rumqttd takes from fieldlink's listeners, milliseconds.
-    /// rumqttd accepts on one task; any pause caps the login rate (1 ms → 1,000/s), which a
-    /// reconnect storm of thousands of handsets would feel. Default 0: `connection_timeout`
-    /// and `max_connections_per_address` already guard against idle and piled-up sockets.
+    /// Pause after each connection a listener accepts, milliseconds. Any pause caps the accept
+    /// rate (1 ms → 1,000/s), which a reconnect storm of thousands of handsets would feel.
+    /// Default 0: `connection_timeout` and `max_connections_per_address` already guard
+    /// against idle and piled-up sockets.
     pub accept_delay_ms: u64,
     /// Size of one commit-log segment, bytes. rumqttd keeps every filter's messages in
     /// segments and a reader pulls a whole segment at a time, so small segments keep latency
@@ -201,14 +203,12 @@ impl EmbeddedBrokerConfig {
         self.max_payload_bytes + TOPIC_HEADROOM
     }
 
-    /// rumqttd's config: one plain listener on `upstream`, a loopback address that only
-    /// fieldlink's listeners ([`front`]) connect to.
-    fn rumqttd_config(
+    /// How rumqttd serves a handset's connection, whichever way it arrived.
+    fn connection_settings(
         &self,
         auth: Arc<dyn Authenticator>,
         metrics: &IngestMetrics,
-        upstream: SocketAddr,
-    ) -> Config {
+    ) -> ConnectionSettings {
         let mut connections = ConnectionSettings {
             connection_timeout_ms: u16::try_from(self.connection_timeout.as_millis())
                 .unwrap_or(u16::MAX),
@@ -221,9 +221,9 @@ impl EmbeddedBrokerConfig {
             dynamic_filters: false,
         };
         let metrics = metrics.clone();
-        // The front has checked this login already; checked again so that a local process
-        // connecting to the loopback port directly gains nothing. Counted, but with no address:
-        // rumqttd does not pass it.
+        // fieldlink's listener has checked this login already; checked again so that a local
+        // process connecting to rumqttd's loopback port directly gains nothing. Counted, but
+        // with no address: rumqttd does not pass it.
         connections.set_auth_handler(move |client_id, username, password| {
             let verdict = check_login(auth.as_ref(), &client_id, &username, &password);
             if let Err(refusal) = verdict {
@@ -231,11 +231,18 @@ impl EmbeddedBrokerConfig {
             }
             std::future::ready(verdict.is_ok())
         });
+        connections
+    }
+
+    /// rumqttd's config. Handsets reach rumqttd through fieldlink's listeners
+    /// ([`front`], `rumqttd::Acceptor`); rumqttd insists on a listener of its own too, which
+    /// gets the loopback address `upstream` (the hop bench connects there).
+    fn rumqttd_config(&self, connections: ConnectionSettings, upstream: SocketAddr) -> Config {
         let server = ServerSettings {
             name: "fieldlink-mqtt-upstream".to_owned(),
             listen: upstream,
             tls: None,
-            next_connection_delay_ms: self.accept_delay_ms,
+            next_connection_delay_ms: 0,
             connections,
         };
         let servers = HashMap::from([("fieldlink-upstream".to_owned(), server)]);
@@ -315,8 +322,7 @@ impl EmbeddedBroker {
     /// `auth` says so; downlinks are sealed with the keys `keys` gives (see [`Downlink`]).
     ///
     /// The public ports are bound before anything else, so that a port already taken is an
-    /// error in words. rumqttd binds its loopback port on its own thread a moment later; a
-    /// handset arriving in that moment waits for it.
+    /// error in words.
     ///
     /// `metrics` gets `fieldlink_connected_handsets`; cancelling `shutdown` stops the link
     /// thread (await `Source::worker`).
@@ -334,42 +340,42 @@ impl EmbeddedBroker {
         }
         // The public listeners are fieldlink's own (see the module notes): bound here, so a
         // taken port or a bad certificate stops the start with its reason, and served from
-        // tasks once rumqttd is up, into rumqttd's plain listener on a loopback port.
+        // tasks that hand vetted connections to rumqttd. rumqttd's own listener must exist but
+        // only gets a loopback port.
         let upstream = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?
             .local_addr()
             .map_err(|source| IngestError::Bind {
                 addr: cfg.listen,
                 source,
             })?;
-        let shared = Arc::new(front::Shared {
-            upstream,
-            connect_timeout: cfg.connection_timeout,
-            max_per_address: cfg.max_connections_per_address,
-            uncapped: cfg.uncapped_addresses.clone(),
-            max_connect_bytes: cfg.max_connect_bytes(),
-            auth: Arc::clone(&auth),
-            metrics: metrics.clone(),
-            open: Arc::default(),
-        });
-        let mut fronts = Vec::new();
+        let mut listeners = Vec::new();
         if cfg.plain {
-            fronts.push(front::Front {
-                listener: bind(cfg.listen)?,
-                tls: None,
-                shared: Arc::clone(&shared),
-            });
+            listeners.push((bind(cfg.listen)?, None));
         }
         if let Some(tls) = &cfg.tls {
             let server = fieldlink_tls::server_config(&tls.cert, &tls.key, &[])
                 .map_err(|e| IngestError::InvalidConfig(format!("mqtt TLS listener: {e}")))?;
-            fronts.push(front::Front {
-                listener: bind(tls.listen)?,
-                tls: Some(tokio_rustls::TlsAcceptor::from(server)),
-                shared,
-            });
+            listeners.push((
+                bind(tls.listen)?,
+                Some(tokio_rustls::TlsAcceptor::from(server)),
+            ));
         }
 
-        let mut broker = Broker::new(cfg.rumqttd_config(auth, metrics, upstream));
+        let connections = cfg.connection_settings(Arc::clone(&auth), metrics);
+        let mut broker = Broker::new(cfg.rumqttd_config(connections.clone(), upstream));
+        let shared = Arc::new(front::Shared {
+            broker: broker
+                .acceptor("fieldlink-mqtt-links", connections)
+                .map_err(|e| IngestError::Link(e.to_string()))?,
+            accept_delay: Duration::from_millis(cfg.accept_delay_ms),
+            connect_timeout: cfg.connection_timeout,
+            max_per_address: cfg.max_connections_per_address,
+            uncapped: cfg.uncapped_addresses.clone(),
+            max_connect_bytes: cfg.max_connect_bytes(),
+            auth,
+            metrics: metrics.clone(),
+            open: Arc::default(),
+        });
         // Take the link before starting: `start` blocks for the broker's life.
         let (mut link_tx, link_rx) = broker
             .link(link::CLIENT_ID)
@@ -391,8 +397,14 @@ impl EmbeddedBroker {
         } else {
             cfg.tls.as_ref().map_or(cfg.listen, |tls| tls.listen)
         };
-        for front in fronts {
-            // Needs the caller's tokio runtime (the server starts the broker from it).
+        for (listener, tls) in listeners {
+            let front = front::Front {
+                listener,
+                tls,
+                shared: Arc::clone(&shared),
+            };
+            // Needs the caller's tokio runtime (the server starts the broker from it), where
+            // the handsets' links then run too.
             tokio::spawn(front.run(shutdown.clone()));
         }
         {

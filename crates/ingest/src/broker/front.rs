@@ -20,34 +20,32 @@
 //!    (2: identifier rejected, 5: not authorised, 1: another protocol version), counted, and
 //!    logged with the peer's address. No CONNECT within `connect_timeout` from the accept
 //!    (TLS included), or a malformed or oversized one, is `reason="bad_connect"`;
-//! 4. an accepted CONNECT and everything after it goes to rumqttd's listener on a loopback port,
-//!    byte for byte. rumqttd checks the login again (cheap: a cached salted hash), so a client
-//!    on the loopback port gains nothing by skipping the front.
+//! 4. the vetted connection itself, its CONNECT still unread as far as rumqttd can tell
+//!    ([`Replayed`]), goes to rumqttd through `rumqttd::Acceptor` (a patch of ours,
+//!    `vendor/rumqttd/PATCH.md`): no second socket, no copy. rumqttd checks the login again
+//!    (cheap: a cached salted hash).
 //!
-//! Every refusal log line is rate-limited per reason (see `metrics`). The cost of the extra
-//! hop is one loopback copy per message each way; `benches/hop.rs` measures it.
+//! Every refusal log line is rate-limited per reason (see `metrics`). `benches/hop.rs` measures
+//! the listener against a client connecting to rumqttd's own (loopback) listener.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::{Authenticator, Refusal, check_login};
 use crate::IngestMetrics;
-
-/// How long a connection waits for rumqttd's loopback listener (only ever at start).
-const UPSTREAM_PATIENCE: Duration = Duration::from_secs(3);
-
-/// Bytes of each direction's relay buffer (see `serve`).
-const RELAY_BUF: usize = 2048;
 
 /// One public listener and what its connections need.
 pub(crate) struct Front {
@@ -58,10 +56,12 @@ pub(crate) struct Front {
     pub shared: Arc<Shared>,
 }
 
-/// What both listeners share: one table of connections per address, one upstream.
+/// What both listeners share: one table of connections per address, one broker.
 pub(crate) struct Shared {
-    /// rumqttd's loopback listener.
-    pub upstream: SocketAddr,
+    /// Where vetted connections go.
+    pub broker: rumqttd::Acceptor,
+    /// Pause after each accepted connection (`accept_delay_ms`).
+    pub accept_delay: Duration,
     /// Longest time from accept to a complete CONNECT, TLS handshake included.
     pub connect_timeout: Duration,
     /// Most connections from one IP address at once, over both listeners.
@@ -176,13 +176,12 @@ impl Front {
             let _ = tcp.set_nodelay(true);
             let tls = self.tls.clone();
             tokio::spawn(async move {
-                let _slot = slot;
                 let deadline = Instant::now() + shared.connect_timeout;
                 match tls {
-                    None => shared.serve(tcp, peer, deadline).await,
+                    None => shared.serve(tcp, peer, deadline, slot).await,
                     Some(acceptor) => {
                         match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => shared.serve(tls, peer, deadline).await,
+                            Ok(Ok(tls)) => shared.serve(tls, peer, deadline, slot).await,
                             Ok(Err(_)) | Err(_) => {
                                 shared.metrics.connect_refused(
                                     Refusal::TlsHandshake,
@@ -194,16 +193,19 @@ impl Front {
                     }
                 }
             });
+            if !self.shared.accept_delay.is_zero() {
+                tokio::time::sleep(self.shared.accept_delay).await;
+            }
         }
     }
 }
 
 impl Shared {
-    /// Reads and checks the CONNECT, then relays the connection to rumqttd until either side
-    /// closes.
-    async fn serve<S>(&self, mut client: S, peer: SocketAddr, deadline: Instant)
+    /// Reads and checks the CONNECT, then hands the connection (and its address slot, which
+    /// is given back when rumqttd drops it) to rumqttd.
+    async fn serve<S>(&self, mut client: S, peer: SocketAddr, deadline: Instant, slot: Option<Slot>)
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let mut buf = BytesMut::with_capacity(512);
         let connect = match tokio::time::timeout_at(
@@ -250,45 +252,69 @@ impl Shared {
 
         // The login (a secret in clear) is not kept for the connection's life.
         drop(connect);
-        let Some(mut upstream) = self.connect_upstream().await else {
-            tracing::warn!(%peer, upstream = %self.upstream, "MQTT listener: the broker's loopback listener does not answer");
-            return;
-        };
-        if upstream.write_all(&buf).await.is_err() {
-            return;
-        }
-        drop(buf);
-        // Ends when either side closes; errors are ordinary disconnects. Each direction's
-        // buffer lives as long as the connection, for every connected handset: 2 KiB holds a
-        // sealed fix, a receipt or a work order whole (tokio's default, 8 KiB each way, would
-        // be 160 MiB at 10,000 handsets); a larger batch just takes several copies.
-        let _ = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut upstream,
-            RELAY_BUF,
-            RELAY_BUF,
-        )
-        .await;
+        self.broker.spawn(Replayed {
+            first: buf,
+            stream: client,
+            _slot: slot,
+        });
     }
 }
 
-impl Shared {
-    /// A connection to rumqttd. Right after start rumqttd may not listen yet (it binds on its
-    /// own thread): a handset arriving then waits a moment rather than being cut off.
-    async fn connect_upstream(&self) -> Option<TcpStream> {
-        let give_up = Instant::now() + UPSTREAM_PATIENCE;
-        loop {
-            match TcpStream::connect(self.upstream).await {
-                Ok(upstream) => {
-                    let _ = upstream.set_nodelay(true);
-                    return Some(upstream);
-                }
-                Err(_) if Instant::now() < give_up => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(_) => return None,
-            }
+/// A connection whose first bytes were already read (the CONNECT, and anything right behind
+/// it): reads give those bytes again first, then the stream's. rumqttd reads the CONNECT itself.
+struct Replayed<S> {
+    first: BytesMut,
+    stream: S,
+    /// The connection's place in the per-address table, held as long as rumqttd holds it.
+    _slot: Option<Slot>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.first.is_empty() {
+            return Pin::new(&mut self.stream).poll_read(cx, out);
         }
+        let n = self.first.len().min(out.remaining());
+        out.put_slice(&self.first.split_to(n));
+        if self.first.is_empty() {
+            // The buffer's memory goes back now, not when the connection ends.
+            self.first = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -441,6 +467,38 @@ mod tests {
         assert!(
             buf.starts_with(&frame),
             "the CONNECT's own bytes are passed on"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replayed_stream_gives_its_first_bytes_again_then_the_rest_and_frees_its_slot() {
+        let table = Arc::new(PerAddress::default());
+        let ip: IpAddr = [10, 0, 0, 9].into();
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut replayed = Replayed {
+            first: BytesMut::from(&b"CONNECT"[..]),
+            stream: near,
+            _slot: table.take(ip, 1),
+        };
+        assert!(table.take(ip, 1).is_none(), "the slot is held");
+        far.write_all(b" then more").await.unwrap();
+        let mut small = [0u8; 4];
+        replayed.read_exact(&mut small).await.unwrap();
+        assert_eq!(
+            &small, b"CONN",
+            "a small read takes part of the first bytes"
+        );
+        let mut rest = [0u8; 13];
+        replayed.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"ECT then more");
+        replayed.write_all(b"CONNACK").await.unwrap();
+        let mut answer = [0u8; 7];
+        far.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"CONNACK", "writes go straight through");
+        drop(replayed);
+        assert!(
+            table.take(ip, 1).is_some(),
+            "the slot comes back with the connection"
         );
     }
 
