@@ -371,6 +371,12 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
+    /// The runtime the links run on. A socket registered there (accepted elsewhere, moved
+    /// over with `into_std`/`from_std`) is served without waking another runtime per read.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
     /// Serves `stream` until it closes. Its first bytes must be the client's CONNECT; rumqttd
     /// reads it, checks it with the settings' auth handler, and goes on as usual.
     pub fn spawn<S>(&self, stream: S)
