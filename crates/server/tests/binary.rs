@@ -20,6 +20,21 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The server on `data`, its embedded broker on `mqtt`, JSON logs (and the first-run
+/// credentials) on a piped stdout.
+fn serve(data: &std::path::Path, mqtt: &str) -> std::process::Child {
+    fieldlink()
+        .arg("--data")
+        .arg(data)
+        .args(["--http", &format!("127.0.0.1:{}", free_port())])
+        .args(["--mqtt", mqtt])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts")
+}
+
 #[test]
 fn every_config_problem_is_reported_at_once_with_exit_status_2() {
     let dir = tempfile::tempdir().expect("dir");
@@ -59,16 +74,8 @@ fn a_missing_config_file_is_named() {
 #[test]
 fn first_start_prints_credentials_and_sigterm_stops_it_cleanly() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut child = fieldlink()
-        .arg("--data")
-        .arg(dir.path())
-        .args(["--http", &format!("127.0.0.1:{}", free_port())])
-        .args(["--mqtt", &format!("127.0.0.1:{}", free_port())])
-        .args(["--log-format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
+    let mqtt = format!("127.0.0.1:{}", free_port());
+    let mut child = serve(dir.path(), &mqtt);
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -324,16 +331,7 @@ fn a_refused_mqtt_login_gets_its_reason_and_is_logged_with_the_address() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("dir");
     let mqtt = format!("127.0.0.1:{}", free_port());
-    let mut child = fieldlink()
-        .arg("--data")
-        .arg(dir.path())
-        .args(["--http", &format!("127.0.0.1:{}", free_port())])
-        .args(["--mqtt", &mqtt])
-        .args(["--log-format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
+    let mut child = serve(dir.path(), &mqtt);
     // Credentials and logs both come on stdout; read it on a thread, line by line.
     let stdout = child.stdout.take().expect("stdout");
     let (tx, lines) = std::sync::mpsc::channel();

@@ -23,7 +23,9 @@
 //! 4. the vetted connection itself, its CONNECT still unread as far as rumqttd can tell
 //!    ([`Replayed`]), goes to rumqttd through `rumqttd::Acceptor` (a patch of ours,
 //!    `vendor/rumqttd/PATCH.md`): no second socket, no copy. rumqttd checks the login again
-//!    (cheap: a cached salted hash).
+//!    (cheap: a cached salted hash). Its links run on a thread of their own; a plain
+//!    connection moves there right after accept, a TLS one after its handshake on
+//!    fieldlink's threads (see `Front::run`).
 //!
 //! Every refusal log line is rate-limited per reason (see `metrics`). `benches/hop.rs` measures
 //! the listener against a client connecting to rumqttd's own (loopback) listener.
