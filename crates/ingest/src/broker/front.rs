@@ -185,13 +185,21 @@ impl Front {
                     // otherwise, measured in benches/hop.rs). A TLS connection cannot move once
                     // its handshake is done, and the handshakes are better spread over
                     // fieldlink's threads.
-                    if let Ok(std) = tcp.into_std() {
-                        let links = shared.broker.runtime().clone();
-                        links.spawn(async move {
-                            if let Ok(tcp) = tokio::net::TcpStream::from_std(std) {
-                                shared.serve(tcp, peer, deadline, slot).await;
-                            }
-                        });
+                    // Moving a socket fails only on an OS error (out of memory, say); the
+                    // handset then sees its connection close and reconnects.
+                    match tcp.into_std() {
+                        Ok(std) => {
+                            let links = shared.broker.runtime().clone();
+                            links.spawn(async move {
+                                match tokio::net::TcpStream::from_std(std) {
+                                    Ok(tcp) => shared.serve(tcp, peer, deadline, slot).await,
+                                    Err(e) => tracing::warn!(%peer, error = %e, "MQTT plain listener: could not hand a connection to the broker"),
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "MQTT plain listener: could not hand a connection to the broker")
+                        }
                     }
                 }
                 Some(acceptor) => {
