@@ -235,6 +235,11 @@ impl Decoder {
         self.limits
     }
 
+    /// Whether `topic` is one of fieldlink's downlink topics (see [`Topics::is_downlink`]).
+    pub fn is_downlink(&self, topic: &str) -> bool {
+        self.topics.is_downlink(topic)
+    }
+
     /// The unit a topic names (uplink or OwnTracks), without looking at the payload.
     pub fn unit_of(&self, topic: &str) -> Option<UnitId> {
         match self.topics.parse(topic) {
@@ -255,8 +260,10 @@ impl Decoder {
             Ok(Topic::Uplink { unit, kind }) => (unit, Body::Protobuf(kind)),
             Ok(Topic::OwnTracks { user, device }) => (user, Body::OwnTracks(device)),
             Ok(Topic::Downlink { .. }) => {
-                return Err(Rejection::NotUplink {
+                return Err(Rejection::BadTopic {
                     topic: rejection::clip(topic),
+                    detail: "it is a downlink topic: fieldlink sends there, handsets only read it"
+                        .to_owned(),
                 });
             }
             Err(error) => return Err(Rejection::bad_topic(topic, &error)),

@@ -10,6 +10,7 @@
 //! | `fieldlink_connected_handsets` | MQTT clients connected to the embedded broker |
 //! | `fieldlink_uplink_queue_depth` | messages waiting between the broker and the pipeline |
 //! | `fieldlink_broker_reconnects_total` | reconnections to an external broker |
+//! | `fieldlink_mqtt_downlinks_seen_total` | messages on a downlink topic seen on the uplink subscription (fieldlink's own downlinks, echoed by the broker); skipped, not rejections |
 //! | `fieldlink_downlink_failures_total` | downlinks not handed to the broker (no seal key, link down, shutting down); the order's re-send timer tries again |
 //! | `fieldlink_mqtt_connect_refused_total{reason}` | connections the embedded broker refused, by [`Refusal::reason`] |
 //!
@@ -112,6 +113,7 @@ struct Inner {
     uplink_queue_depth: Gauge,
     broker_reconnects: Counter,
     downlink_failures: Counter,
+    downlinks_seen: Counter,
     connect_refused: Vec<Counter>,
     log_limiter: Mutex<LogLimiter>,
     connect_log_limiter: Mutex<LogLimiter>,
@@ -139,6 +141,7 @@ impl IngestMetrics {
             uplink_queue_depth: Gauge::default(),
             broker_reconnects: Counter::default(),
             downlink_failures: Counter::default(),
+            downlinks_seen: Counter::default(),
             connect_refused: Refusal::ALL
                 .iter()
                 .map(|r| {
@@ -186,6 +189,11 @@ impl IngestMetrics {
             inner.downlink_failures.clone(),
         );
         registry.register(
+            "fieldlink_mqtt_downlinks_seen",
+            "Messages on a downlink topic seen on the uplink subscription (fieldlink's own downlinks echoed by the broker); skipped",
+            inner.downlinks_seen.clone(),
+        );
+        registry.register(
             "fieldlink_mqtt_connect_refused",
             "MQTT connections the embedded broker refused before or at login, by reason",
             connect_refused,
@@ -201,6 +209,15 @@ impl IngestMetrics {
             .iter()
             .position(|k| *k == kind)
             .map_or(0, |i| self.inner.messages[i].get())
+    }
+
+    /// Messages on a downlink topic skipped by the pipeline so far.
+    pub fn downlinks_seen_total(&self) -> u64 {
+        self.inner.downlinks_seen.get()
+    }
+
+    pub(crate) fn downlink_seen(&self) {
+        self.inner.downlinks_seen.inc();
     }
 
     /// Refused messages for `reason` (one of [`Rejection::REASONS`]) so far.
@@ -278,18 +295,12 @@ impl IngestMetrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .allow(i, Instant::now());
         if let Some(suppressed) = verdict {
-            let reason = rejection.reason();
-            if matches!(rejection, Rejection::NotUplink { .. }) {
-                // fieldlink's own downlinks come back on the uplink subscription: not news.
-                tracing::debug!(reason, suppressed, "MQTT message ignored: {rejection}");
-            } else {
-                tracing::warn!(
-                    reason,
-                    suppressed,
-                    topic = %crate::decode::clip(topic),
-                    "MQTT message refused: {rejection}"
-                );
-            }
+            tracing::warn!(
+                reason = rejection.reason(),
+                suppressed,
+                topic = %crate::decode::clip(topic),
+                "MQTT message refused: {rejection}"
+            );
         }
     }
 

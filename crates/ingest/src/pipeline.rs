@@ -73,6 +73,12 @@ pub async fn run(
         let received_at = clock.now();
         let started = Instant::now();
         let now = started.duration_since(started_at);
+        if decoder.is_downlink(&message.topic) {
+            // The uplink filter `{root}/u/+/+` brings fieldlink's own downlinks back: not an
+            // uplink, and not a rejection either (an alert on rejections must stay quiet).
+            metrics.downlink_seen();
+            continue;
+        }
         if let Some(unit) = decoder.unit_of(&message.topic)
             && let Verdict::Drop { flagged } = throttle.check(&unit, now)
         {

@@ -286,6 +286,16 @@ impl Topics {
         ]
     }
 
+    /// Whether `topic` is a downlink topic (`{root}/u/{unit}/down`; the unit id is not checked).
+    /// The uplink filter `{root}/u/+/+` also receives fieldlink's own downlinks back from the
+    /// broker; the pipeline skips them with this cheap test before anything else.
+    pub fn is_downlink(&self, topic: &str) -> bool {
+        (topic.strip_suffix("/down"))
+            .and_then(|rest| strip_level_prefix(rest, &self.root))
+            .and_then(|rest| rest.strip_prefix("u/"))
+            .is_some_and(|unit| !unit.is_empty() && !unit.contains('/'))
+    }
+
     /// Parses a topic under this grammar.
     pub fn parse(&self, topic: &str) -> Result<Topic, TopicError> {
         let unknown = || TopicError::Unknown(topic.to_owned());

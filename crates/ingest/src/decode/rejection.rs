@@ -19,13 +19,6 @@ pub enum Rejection {
         /// What is wrong with it.
         detail: String,
     },
-    /// A downlink (`…/down`) arrived on the uplink subscription (fieldlink's own downlinks do;
-    /// so would a handset publishing there). Ignored, but counted.
-    #[error("topic {topic:?} is a downlink topic; ignored on the uplink")]
-    NotUplink {
-        /// The topic (clipped).
-        topic: String,
-    },
     /// The payload is larger than [`Limits::max_payload_bytes`](super::Limits).
     #[error("payload of {size} bytes is larger than the limit of {max} bytes")]
     TooLarge {
@@ -137,9 +130,8 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every [`Rejection::reason`], for metrics.
-    pub const REASONS: [&'static str; 15] = [
+    pub const REASONS: [&'static str; 14] = [
         "bad_topic",
-        "not_uplink",
         "too_large",
         "malformed",
         "unit_mismatch",
@@ -159,7 +151,6 @@ impl Rejection {
     pub fn reason(&self) -> &'static str {
         match self {
             Rejection::BadTopic { .. } => "bad_topic",
-            Rejection::NotUplink { .. } => "not_uplink",
             Rejection::TooLarge { .. } => "too_large",
             Rejection::Malformed { .. } => "malformed",
             Rejection::UnitMismatch { .. } => "unit_mismatch",

@@ -118,7 +118,7 @@ fn topic_rules() {
         reason("fl/v1/u/p7/teleport", &gps(vec![fix()])),
         "bad_topic"
     );
-    assert_eq!(reason("fl/v1/u/p7/down", b"anything"), "not_uplink");
+    assert_eq!(reason("fl/v1/u/p7/down", b"anything"), "bad_topic");
     assert_eq!(
         reason("fl/v1/u/ghost/gps", &gps(vec![fix()])),
         "unknown_unit"
