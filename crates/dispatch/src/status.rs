@@ -27,6 +27,18 @@ pub enum DutyStatus {
     OutOfService,
 }
 
+impl DutyStatus {
+    /// The `snake_case` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DutyStatus::OnDuty => "on_duty",
+            DutyStatus::OnBreak => "on_break",
+            DutyStatus::OffDuty => "off_duty",
+            DutyStatus::OutOfService => "out_of_service",
+        }
+    }
+}
+
 /// What the command room sees (after Resgrid).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

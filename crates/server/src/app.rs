@@ -16,7 +16,7 @@ use fieldlink_ingest::{
     Limits, ReplayMarks, Sealing, Source,
 };
 use fieldlink_location::Tracker;
-use fieldlink_store::{Store, StoreConfig};
+use fieldlink_store::{Holder, InstanceLock, Store, StoreConfig};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -33,6 +33,8 @@ use crate::{admin, dispatch, http, provision, retention, uplink, zones};
 
 /// How often the credential cache is refreshed from the store.
 const CREDENTIAL_REFRESH: Duration = Duration::from_secs(3);
+/// The soonest a refresh asked for by an unknown unit's CONNECT follows the previous one.
+const CREDENTIAL_REFRESH_SOONEST: Duration = Duration::from_secs(1);
 /// How often presence timeouts are evaluated.
 const PRESENCE_TICK: Duration = Duration::from_secs(1);
 /// Decoded uplinks waiting for the location core; when full, the decoder waits (back-pressure
@@ -50,6 +52,7 @@ pub struct Server {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     first_run: Option<String>,
+    instance_lock: InstanceLock,
     _broker: Option<EmbeddedBroker>,
 }
 
@@ -94,6 +97,7 @@ impl Server {
             );
         }
         self.state.store.close().await;
+        self.instance_lock.release().await;
     }
 
     /// Waits until the shutdown token is cancelled, then shuts down within `grace`.
@@ -120,19 +124,29 @@ pub async fn open_store(config: &Config) -> Result<Store> {
             config.data_dir.display()
         )
     })?;
+    Store::open(&store_config(config))
+        .await
+        .context("cannot open the store")
+}
+
+/// Where the configured store is.
+fn store_config(config: &Config) -> StoreConfig {
     let url = config.store.effective_url(&config.data_dir);
     let pg_schema = Some(config.store.pg_schema.trim())
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
-    Store::open(&StoreConfig { url, pg_schema })
-        .await
-        .context("cannot open the store")
+    StoreConfig { url, pg_schema }
 }
 
 /// Builds and starts everything.
 pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
     let topics = config.mqtt.topics()?;
-    // Ports first: a taken port must stop the start before anything (first-run credentials
+    // Before anything else: a second process on the same store would keep cores of its own and
+    // overwrite this one's records (docs/decisions.md, "One process per store"). The holder's
+    // start time is for a person to read, so it is the wall clock's.
+    let holder = Holder::this_process(fieldlink_clock::Clock::now(&fieldlink_clock::SystemClock));
+    let instance_lock = InstanceLock::acquire(&store_config(&config), &holder).await?;
+    // Ports next: a taken port must stop the start before anything (first-run credentials
     // included) is created.
     let listener = TcpListener::bind(config.http.listen).await.with_context(|| {
         format!(
@@ -256,6 +270,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         intercom: intercom_service,
         journal_order: tokio::sync::Mutex::new(()),
         video: video_service,
+        health: crate::health::CommitHealth::default(),
     });
     push_backend.attach(&state);
     let (stored, from_files) = zones::load(&state, &config.zones).await?;
@@ -351,6 +366,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
         shutdown,
         tasks,
         first_run,
+        instance_lock,
         _broker: broker,
     })
 }
@@ -397,14 +413,33 @@ async fn presence_ticker(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// Reloads the credential cache every [`CREDENTIAL_REFRESH`], and sooner (but at most once per
+/// [`CREDENTIAL_REFRESH_SOONEST`]) when an unknown unit tried to connect.
 async fn refresh_credentials(state: AppState, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(CREDENTIAL_REFRESH);
-    while shutdown.run_until_cancelled(ticker.tick()).await.is_some() {
+    loop {
+        let due = async {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = state.credentials.refresh_requested() => {}
+            }
+        };
+        if shutdown.run_until_cancelled(due).await.is_none() {
+            return;
+        }
         match state.credentials.reload().await {
             Ok(()) => sync_profiles(&state),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh units and tokens from the store; keeping the cached ones");
             }
+        }
+        // A flood of CONNECTs from unknown units must not become a flood of reloads.
+        if shutdown
+            .run_until_cancelled(tokio::time::sleep(CREDENTIAL_REFRESH_SOONEST))
+            .await
+            .is_none()
+        {
+            return;
         }
     }
 }

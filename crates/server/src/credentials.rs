@@ -2,7 +2,11 @@
 //!
 //! The store is the system of record; this cache is rebuilt from it at start and refreshed every
 //! few seconds (so `fieldlink units ...` run beside a live server, or another instance, takes
-//! effect without a restart), and updated at once by this process's own API calls. Checks are
+//! effect without a restart), and updated at once by this process's own API calls. What the cache
+//! does not know yet is looked for at once: an API token id it has never seen is read from the
+//! store ([`Credentials::authenticate_token_fresh`]), and a CONNECT from an unknown unit asks for
+//! an early refresh ([`Credentials::refresh_requested`]), so a handset made with the CLI a moment
+//! ago gets in on its next try. Checks are
 //! synchronous and cheap because the embedded broker asks on every MQTT CONNECT: a reconnect storm
 //! of 10k handsets costs 10k SHA-256 computations, not 10k database round trips.
 
@@ -38,6 +42,8 @@ pub struct Credentials {
     cache: Arc<RwLock<Cache>>,
     /// One reload at a time, so an older read never lands after a newer one.
     reloading: Arc<tokio::sync::Mutex<()>>,
+    /// Woken by a CONNECT from a unit the cache does not know.
+    refresh: Arc<tokio::sync::Notify>,
 }
 
 impl Credentials {
@@ -47,6 +53,7 @@ impl Credentials {
             store,
             cache: Arc::default(),
             reloading: Arc::default(),
+            refresh: Arc::default(),
         };
         creds.reload().await?;
         Ok(creds)
@@ -110,10 +117,20 @@ impl Credentials {
             return false;
         }
         let cache = self.read();
-        cache
-            .units
-            .get(username)
-            .is_some_and(|u| !u.disabled && u.secret.verify(password))
+        match cache.units.get(username) {
+            Some(u) => !u.disabled && u.secret.verify(password),
+            None => {
+                // Perhaps made a moment ago beside this server: look again soon.
+                self.refresh.notify_one();
+                false
+            }
+        }
+    }
+
+    /// Resolves when a refresh was asked for (by a CONNECT from an unknown unit) since the last
+    /// call; the refresh task reloads then, at most once a second.
+    pub async fn refresh_requested(&self) {
+        self.refresh.notified().await;
     }
 
     /// Checks an API token (`fl_<id>_<secret>`).
@@ -126,6 +143,30 @@ impl Credentials {
             name: record.name.clone(),
             role: record.role,
         })
+    }
+
+    /// [`Credentials::authenticate_token`], but a token id the cache has never seen (made by
+    /// `fieldlink tokens add` beside this server a moment ago) is read from the store first, so
+    /// a new token works at once. A known token that is revoked or wrong costs no query.
+    pub async fn authenticate_token_fresh(&self, token: &str) -> Option<Caller> {
+        if let Some(caller) = self.authenticate_token(token) {
+            return Some(caller);
+        }
+        let (id, _) = parse_token(token)?;
+        if self.read().tokens.contains_key(id) {
+            return None;
+        }
+        match self.store.get_token(id).await {
+            Ok(Some(record)) => {
+                self.put_token(record);
+                self.authenticate_token(token)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up an API token in the store; refused");
+                None
+            }
+        }
     }
 
     /// Puts one token record (after this process created or revoked it).

@@ -168,20 +168,24 @@ impl DispatchService {
         let journal_order = state.journal_order.lock().await;
         let failure = match state.store.commit(&change).await {
             Ok(Committed::Written(seqs)) => {
+                state.commit_succeeded("dispatch");
                 // Under the journal-order lock, so the hub sees the events in sequence order.
                 crate::push::journal_committed(state, &core, &seqs, &change.events);
                 None
             }
-            Ok(Committed::Replayed(first)) => Some(Ok(first)),
-            Err(e) => Some(Err(e)),
+            Ok(Committed::Replayed(first)) => {
+                state.commit_succeeded("dispatch");
+                Some(Ok(first))
+            }
+            Err(e) => {
+                state.commit_failed("dispatch", &e);
+                Some(Err(e))
+            }
         };
         drop(journal_order);
         if let Some(failure) = failure {
             // Nothing was written: the core goes back to what the store holds.
             core.rollback(checkpoint);
-            if failure.is_err() {
-                state.metrics.commit_failed("dispatch");
-            }
             let first = failure.map_err(CommandError::Store)?;
             // The store knew the request but the core did not (a request retried across a
             // restart): answer as the first time.

@@ -141,9 +141,10 @@ impl IntercomService {
         let channel = fieldlink_push::Channel::Ptt;
         if let Err(e) = crate::push::commit_to_channel(state, &change, channel).await {
             *core = Intercom::restore(core.config().clone(), before);
-            state.metrics.commit_failed("intercom");
+            state.commit_failed("intercom", &e);
             return Err(IntercomCommandError::Store(e));
         }
+        state.commit_succeeded("intercom");
         // Under the lock, so a handset hears its answers in decision order.
         for effect in &outcome.effects {
             send_answer(state, now, effect).await;

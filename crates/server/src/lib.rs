@@ -12,7 +12,8 @@
 //!   inputs and the timer tick.
 //! - [`http`]: the HTTP API; [`metrics`]: the server's metrics; [`telemetry`]: logging.
 //! - [`zones`]: geofences and grids: loading (store and config files), members, zone events.
-//! - [`state`]: what the handlers and tasks share.
+//! - [`state`]: what the handlers and tasks share; [`health`]: whether each service's commits
+//!   go through (`/readyz`).
 //! - [`sim`]: `fieldlink sim`, simulated responders against a running server; [`demo`]:
 //!   `fieldlink demo`, a server, a simulated crew and a stream of incidents in one process.
 //!
@@ -26,6 +27,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod dispatch;
+pub mod health;
 pub mod http;
 pub mod intercom;
 pub mod metrics;

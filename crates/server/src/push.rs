@@ -241,7 +241,7 @@ impl Backend for PushBackend {
     fn authenticate_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Option<Principal>> {
         Box::pin(async move {
             let state = self.state().ok()?;
-            if let Some(caller) = state.credentials.authenticate_token(token) {
+            if let Some(caller) = state.credentials.authenticate_token_fresh(token).await {
                 return Some(principal_of(&caller));
             }
             // A handset: `<unit id>:<unit secret>`, the credentials it uses on MQTT.

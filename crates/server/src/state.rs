@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::credentials::Credentials;
 use crate::dispatch::DispatchService;
+use crate::health::CommitHealth;
 use crate::metrics::ServerMetrics;
 use crate::zones::ZoneBook;
 
@@ -53,6 +54,8 @@ pub struct Inner {
     pub journal_order: tokio::sync::Mutex<()>,
     /// Live streams, fixed cameras and video requests (the registry and its input queue).
     pub video: crate::video::VideoService,
+    /// Whether each service's commits go through (for `/readyz` and the log).
+    pub health: CommitHealth,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,6 +92,18 @@ impl AppState {
     /// The state behind a [`downgrade`](Self::downgrade)d handle, while it lives.
     pub fn upgrade(weak: &Weak<Inner>) -> Option<AppState> {
         weak.upgrade().map(AppState)
+    }
+
+    /// A commit of `service` failed (nothing changed): counted in
+    /// `fieldlink_commit_errors_total`, logged (rate-limited) and reported by `/readyz`.
+    pub fn commit_failed(&self, service: &'static str, error: &dyn std::fmt::Display) {
+        self.metrics.commit_failed(service);
+        self.health.failed(service, error);
+    }
+
+    /// A commit of `service` went through.
+    pub fn commit_succeeded(&self, service: &'static str) {
+        self.health.succeeded(service);
     }
 
     /// Locks the zone book (briefly; after the tracker when both are needed).

@@ -160,9 +160,10 @@ impl VideoService {
         }
         if let Err(e) = crate::push::commit_to_channel(state, &change, Channel::Video).await {
             *core = Registry::restore(*core.config(), before);
-            state.metrics.commit_failed("video");
+            state.commit_failed("video", &e);
             return Err(VideoCommandError::Store(e));
         }
+        state.commit_succeeded("video");
         for effect in &outcome.effects {
             send_request(state, now, effect).await;
         }

@@ -81,6 +81,29 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    /// Another fieldlink process holds the store ([`InstanceLock::acquire`](crate::InstanceLock::acquire)).
+    #[error(
+        "the store {store} is already in use by another fieldlink ({}); stop that one first, \
+         or give this one a data directory (--data) or database of its own",
+        holder_words(.holder)
+    )]
+    InUse {
+        /// The store's URL, password redacted.
+        store: String,
+        /// Who holds it, when it said.
+        holder: Option<crate::Holder>,
+    },
+
+    /// The SQLite store's lock file could not be opened or written.
+    #[error("cannot use the lock file {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A stored row could not be turned back into a record (edited by hand, or written by a
     /// newer version of fieldlink).
     #[error("stored {what} \"{id}\" is unreadable: {detail}")]
@@ -92,6 +115,13 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+}
+
+fn holder_words(holder: &Option<crate::Holder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "it did not say which process it is".to_owned(),
+    }
 }
 
 impl StoreError {

@@ -12,6 +12,7 @@
 //! - `accounts.rs`: units (responder handsets) and API tokens.
 //! - `positions.rs`: the latest-position snapshot and the track history.
 //! - `zones.rs`: geofences and grids managed through the API (geometry kept as GeoJSON text).
+//! - `instance.rs`: one fieldlink per store ([`InstanceLock`]).
 //! - `seal_marks.rs`: the replay marks of sealed payloads (docs/security.md).
 //! - `rows.rs`: columns to records. `model.rs`: the records. `secret.rs`: secrets and their
 //!   hashes. `error.rs`: [`StoreError`].
@@ -26,6 +27,7 @@
 
 mod accounts;
 mod error;
+mod instance;
 mod model;
 mod positions;
 mod postgres;
@@ -42,6 +44,7 @@ use std::sync::Arc;
 
 pub use error::{StoreError, redact_url};
 pub use fieldlink_clock::Timestamp;
+pub use instance::{Holder, InstanceLock};
 pub use model::{
     NewToken, NewUnit, PositionRow, Role, TokenRecord, TrackRow, UnitRecord, UnitType, UnknownName,
     ZoneKind, ZoneRecord,

@@ -86,6 +86,26 @@ pub enum Input {
     },
 }
 
+/// What the input is, in words, for the log: "receipt accepted for wo_1 from p7".
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Receipt { unit, order, state } => {
+                write!(f, "receipt {} for {order} from {unit}", state.as_str())
+            }
+            Input::Fix { unit, at } => write!(f, "fix of {unit} at {:.5}, {:.5}", at.lat, at.lon),
+            Input::Presence { unit, online } => {
+                let now = if *online { "online" } else { "offline" };
+                write!(f, "{unit} is {now}")
+            }
+            Input::Duty { unit, duty } => write!(f, "{unit} reports {}", duty.as_str()),
+            Input::Sos { unit, .. } => write!(f, "SOS from {unit}"),
+            Input::GeofenceAlarm { message, .. } => write!(f, "geofence rule: {message}"),
+            Input::FieldReport { unit, .. } => write!(f, "field report from {unit}"),
+        }
+    }
+}
+
 /// Queues a presence change for dispatch when it crosses the offline line (stale still counts as
 /// reachable: its handset is connected, only quiet).
 pub fn presence_changed(state: &AppState, event: &PresenceEvent) {
@@ -227,7 +247,7 @@ async fn apply(state: &AppState, input: Input) {
             .map(drop)
         }
     };
-    report(result, &format!("{input:?}"));
+    report(result, &input.to_string());
 }
 
 /// An SOS: placed at the position the handset sent, else at the unit's last fix dispatch knows;
@@ -266,7 +286,9 @@ fn report(result: Result<(), CommandError>, what: &str) {
             tracing::info!(code = e.code(), error = %e, input = what, "handset input refused by dispatch");
         }
         Err(CommandError::Store(e)) => {
-            tracing::error!(error = %e, input = what, "dispatch could not commit; nothing changed");
+            // Counted, logged (rate-limited) and shown by `/readyz` where the commit failed
+            // (`DispatchService::execute`); here only which input it was.
+            tracing::debug!(error = %e, input = what, "dispatch could not commit; nothing changed");
         }
     }
 }

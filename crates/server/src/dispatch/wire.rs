@@ -1,6 +1,9 @@
 //! The core's effects as MQTT downlinks: each `Send*` effect becomes a `v1::Downlink` protobuf in
-//! an outbox entry (id `{order}/{attempt}`, `{order}/cancel` or `{order}/reassigned`, keyed by
-//! the order id, which handsets dedupe on). And the proto enums the uplink carries, as the core's.
+//! an outbox entry. The message's id (`{order}/{attempt}`, `{order}/cancel` or
+//! `{order}/reassigned`) names the delivery, which handsets dedupe on, also across MQTT and
+//! `/ws/handset`; the outbox row's own id is that plus a random suffix, unique across restarts
+//! and races, so that a message written twice (two processes on one store once did that) can
+//! never make a commit fail again and again. And the proto enums the uplink carries, as the core's.
 
 use fieldlink_clock::Timestamp;
 use fieldlink_dispatch::{
@@ -54,14 +57,15 @@ pub(super) fn outbox(core: &Dispatcher, now: Timestamp, outcome: &Outcome) -> Ve
                 ),
                 Effect::RaiseAlarm { .. } | Effect::NotifyAlarm { .. } => return None,
             };
+            let row_id = fieldlink_store::generate_id(&id);
             let msg = v1::Downlink {
-                id: id.clone(),
+                id,
                 time_ms: now.as_millis(),
                 unit: unit.to_string(),
                 body: Some(body),
             };
             Some(OutboxEntry {
-                id,
+                id: row_id,
                 unit: unit.to_string(),
                 key: key.to_string(),
                 payload: msg.encode_to_vec(),

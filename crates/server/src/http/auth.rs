@@ -50,7 +50,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or_else(|| {
                 ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
             })?;
-        match state.credentials.authenticate_token(token) {
+        match state.credentials.authenticate_token_fresh(token).await {
             Some(caller) => Ok(Authenticated(caller)),
             None => {
                 state.metrics.auth_refused.inc();

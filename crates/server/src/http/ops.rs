@@ -14,15 +14,19 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the broker side is connected and the store answers.
+/// `GET /readyz`: the broker side is connected, the store answers, and every service's commits
+/// go through (a loop that cannot commit is not ready, with the reason).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let broker = state.downlink.is_connected();
     let store = state.store.ping().await;
-    let ready = broker && store.is_ok();
+    let problems = state.health.problems();
+    let ready = broker && store.is_ok() && problems.is_empty();
+    let services: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let body = json!({
         "ready": ready,
         "broker": if broker { "connected" } else { "not connected" },
         "store": match &store { Ok(()) => "open".to_owned(), Err(e) => format!("error: {e}") },
+        "services": if services.is_empty() { json!("committing") } else { json!(services) },
     });
     let status = if ready {
         StatusCode::OK
