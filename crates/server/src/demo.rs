@@ -8,12 +8,12 @@
 //! a third with `first_aid`), connects them as a [`Crew`] over MQTT, and every
 //! `--incident-every` (drawn between 2/3 and 4/3 of it) creates a seeded incident somewhere in
 //! Shangcheng and dispatches it with one click. The responders also report incidents they see
-//! (field reports, about one for every [`INCIDENTS_PER_FIELD_REPORT`] seeded incidents), which
+//! (field reports, about one for every `INCIDENTS_PER_FIELD_REPORT` seeded incidents), which
 //! the demo dispatches the same way. What the demo's command room sees and does is in
-//! [`story`]: each order, alarm and arrival told by incident number, reinforcement for urgent
-//! incidents, resolved incidents closed. Every `--sla-every` it prints the supervision report
-//! (`GET /api/v1/reports/sla`) over the incidents since the start; Ctrl-C or `--duration` stops
-//! it with the closing [`summary`].
+//! `demo/story.rs`: each order, alarm and arrival told by incident number, reinforcement for
+//! urgent incidents, resolved incidents closed. Every `--sla-every` it prints the supervision
+//! report (`GET /api/v1/reports/sla`) over the incidents since the start; Ctrl-C or `--duration`
+//! stops it with the closing summary (`demo/summary.rs`).
 
 mod narrate;
 mod story;
@@ -235,7 +235,7 @@ async fn drive(
     Ok(())
 }
 
-/// Field reports per hour and responder: one for every [`INCIDENTS_PER_FIELD_REPORT`] seeded
+/// Field reports per hour and responder: one for every `INCIDENTS_PER_FIELD_REPORT` seeded
 /// incidents over the whole crew.
 fn field_reports_per_hour(incident_every: Duration, units: usize) -> f64 {
     let incidents_per_hour = 3600.0 / incident_every.as_secs_f64().max(0.001);
