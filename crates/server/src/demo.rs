@@ -7,59 +7,41 @@
 //! registers the simulated responders in-process (`sim000` ...; the type of their simulated kind,
 //! a third with `first_aid`), connects them as a [`Crew`] over MQTT, and every
 //! `--incident-every` (drawn between 2/3 and 4/3 of it) creates a seeded incident somewhere in
-//! Shangcheng and dispatches it with one click, through the same functions the HTTP API and the
-//! WebSocket commands call (`http::commands::run`). A watcher reads the dispatch core twice a
-//! second and prints, in words, each order sent, accepted, declined, reassigned, on scene and
-//! resolved; resolved incidents are closed. Every `--sla-every` it prints the supervision report
-//! (`GET /api/v1/reports/sla`) over the incidents since the start. Ctrl-C or `--duration` stops.
+//! Shangcheng and dispatches it with one click. The responders also report incidents they see
+//! (field reports, about one for every `INCIDENTS_PER_FIELD_REPORT` seeded incidents), which
+//! the demo dispatches the same way. What the demo's command room sees and does is in
+//! `demo/story.rs`: each order, alarm and arrival told by incident number, reinforcement for
+//! urgent incidents, resolved incidents closed. Every `--sla-every` it prints the supervision
+//! report (`GET /api/v1/reports/sla`) over the incidents since the start; Ctrl-C or `--duration`
+//! stops it with the closing summary (`demo/summary.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+mod narrate;
+mod story;
+mod summary;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use fieldlink_clock::{Clock, SystemClock, Timestamp};
-use fieldlink_dispatch::{Actor, GroupBy, IncidentId, IncidentSource, OrderId, supervision_report};
-use fieldlink_sim::{Bbox, Behaviour, Crew, CrewConfig, CrewStatsHandle, SplitMix64, kind_for};
+use fieldlink_clock::SystemClock;
+use fieldlink_sim::{Behaviour, Crew, CrewConfig, SplitMix64, kind_for};
 use fieldlink_store::Role;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::provision::{self, UnitSpec};
 use crate::sim::{has_first_aid, seconds, unit_ids};
-use crate::state::AppState;
 use crate::{Config, Server};
+use story::Story;
 
-/// The name the demo's dispatcher acts under (in the journal: `dispatcher:demo`).
-const DISPATCHER: &str = "demo";
+/// Seeded incidents per field report from the crew, on average (the rate of field reports
+/// follows `--incident-every`, so a short run with frequent incidents has some too).
+const INCIDENTS_PER_FIELD_REPORT: f64 = 4.0;
+
 /// The talkgroup every simulated responder is in (their push-to-talk bursts go there).
 const TALKGROUP: &str = "all";
-
-/// What the demo's incidents are, with a line of description each.
-const INCIDENTS: [(&str, &str, &str); 7] = [
-    (
-        "lost_person",
-        "high",
-        "a child separated from her parents near a school",
-    ),
-    ("flooding", "normal", "water over the kerb after the storm"),
-    (
-        "dispute",
-        "normal",
-        "two neighbours shouting in a stairwell",
-    ),
-    ("fire", "high", "smoke from a restaurant kitchen"),
-    ("traffic", "normal", "two scooters collided at a crossing"),
-    (
-        "medical",
-        "high",
-        "an elderly man collapsed on the pavement",
-    ),
-    ("other", "low", "a fallen tree blocks a lane"),
-];
 
 /// Runs the demo until `stop` is cancelled or `--duration` has passed.
 pub async fn run(
@@ -193,6 +175,7 @@ async fn drive(
     cfg.seed = args.seed;
     cfg.behaviour = Behaviour {
         accept_delay: args.accept_delay,
+        field_reports_per_hour: field_reports_per_hour(args.incident_every, ids.len()),
         ..Behaviour::default()
     };
     let crew = Crew::connect(cfg).await?;
@@ -219,7 +202,6 @@ async fn drive(
         args.sla_every.max(Duration::from_secs(1)),
     );
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut last_sla = tokio::time::Instant::now();
     loop {
         let until_end = async {
             match deadline {
@@ -235,16 +217,8 @@ async fn drive(
                 next_incident = tokio::time::Instant::now() + gap(&mut rng);
             }
             _ = watch.tick() => story.watch().await,
-            _ = sla.tick() => {
-                story.sla().await;
-                last_sla = tokio::time::Instant::now();
-            }
+            _ = sla.tick() => story.sla().await,
         }
-    }
-    story.watch().await;
-    // The figures once more at the end, unless they were just printed.
-    if last_sla.elapsed() > Duration::from_secs(1) {
-        story.sla().await;
     }
     story.say("Stopping the demo ...".to_owned());
     crew_stop.cancel();
@@ -253,288 +227,19 @@ async fn drive(
         Ok(Err(e)) => tracing::warn!(error = %e, "the simulated crew stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "the simulated crew's task failed"),
     }
+    // The last of the story, then (the crew silent) the summary over everything told: a second
+    // look tells the orders the first one's commands sent.
+    story.watch().await;
+    story.watch().await;
+    story.summary().await;
     Ok(())
 }
 
-/// What the watcher has already told about one order.
-#[derive(Debug, Default)]
-struct Told {
-    accepted: bool,
-    on_scene: bool,
-    ended: bool,
-}
-
-/// The terminal's story of the demo.
-struct Story {
-    state: AppState,
-    start: Timestamp,
-    stats: CrewStatsHandle,
-    numbers: HashMap<IncidentId, usize>,
-    orders: BTreeMap<OrderId, Told>,
-}
-
-impl Story {
-    fn new(state: AppState, start: Timestamp, stats: CrewStatsHandle) -> Story {
-        Story {
-            state,
-            start,
-            stats,
-            numbers: HashMap::new(),
-            orders: BTreeMap::new(),
-        }
-    }
-
-    fn say(&self, line: String) {
-        let s = SystemClock.now().since(self.start).as_secs();
-        println!("[{:02}:{:02}] {line}", s / 60, s % 60);
-    }
-
-    fn number(&mut self, id: &IncidentId) -> usize {
-        let next = self.numbers.len() + 1;
-        *self.numbers.entry(id.clone()).or_insert(next)
-    }
-
-    /// Creates a seeded incident in Shangcheng and dispatches it with one click.
-    async fn new_incident(&mut self, rng: &mut SplitMix64) {
-        let (kind, priority, text) = INCIDENTS[rng.below(INCIDENTS.len() as u64) as usize];
-        // Inside the area, away from its very edge.
-        let (lat, lon) =
-            Bbox::SHANGCHENG.point_at(0.05 + 0.9 * rng.unit(), 0.05 + 0.9 * rng.unit());
-        let body = json!({
-            "kind": kind, "priority": priority, "lat": lat, "lon": lon, "description": text,
-        });
-        let created = match self.command("create_incident", body).await {
-            Ok(v) => v,
-            Err(e) => return self.say(format!("Could not create an incident: {e}")),
-        };
-        let Some(id) = created["incident"]["id"].as_str().map(str::to_owned) else {
-            return;
-        };
-        let n = self.number(&IncidentId(id.clone()));
-        self.say(format!(
-            "Incident #{n}: {} at {lat:.4}, {lon:.4}, {priority} priority: {text}.",
-            kind.replace('_', " ")
-        ));
-        match self.command("dispatch", json!({ "incident": id })).await {
-            Ok(v)
-                if v["queued"] == json!(true)
-                    && v["orders"].as_array().is_none_or(Vec::is_empty) =>
-            {
-                self.say(format!(
-                    "Incident #{n}: no responder free nearby; it waits in the queue."
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => self.say(format!("Incident #{n} could not be dispatched: {e}")),
-        }
-        // The order it created is told right away.
-        self.watch().await;
-    }
-
-    async fn command(&self, op: &str, args: Value) -> Result<Value, String> {
-        crate::http::commands::run(&self.state, DISPATCHER, op, args)
-            .await
-            .map_err(|e| e.message)
-    }
-
-    /// Tells what changed in the dispatch core since the last look.
-    async fn watch(&mut self) {
-        // New incidents first, then what happened to orders, then the orders just sent.
-        let mut head = Vec::new();
-        let mut lines = Vec::new();
-        let mut to_close = Vec::new();
-        let mut new_orders = Vec::new();
-        {
-            let state = self.state.clone();
-            let core = state.dispatch.read().await;
-            let st = core.state();
-            let mut fresh: Vec<_> = (st.incidents.values())
-                .filter(|i| !self.numbers.contains_key(&i.id))
-                .collect();
-            fresh.sort_by_key(|i| i.created_at);
-            for i in fresh {
-                let n = self.number(&i.id);
-                let kind = serde_json::to_value(i.spec.kind).unwrap_or_default();
-                let kind = kind.as_str().unwrap_or("incident").replace('_', " ");
-                match &i.spec.source {
-                    IncidentSource::FieldReport(u) => head.push(format!(
-                        "Incident #{n}: {kind} reported from the field by {u}."
-                    )),
-                    IncidentSource::Sos(u) => head.push(format!("Incident #{n}: SOS from {u}.")),
-                    IncidentSource::CommandRoom => head.push(format!(
-                        "Incident #{n}: {kind} entered in the command room."
-                    )),
-                }
-            }
-            for (id, o) in &st.orders {
-                let Some(incident) = st.incidents.get(&o.incident) else {
-                    continue;
-                };
-                let n = self.numbers.get(&o.incident).copied().unwrap_or(0);
-                let told = self.orders.entry(id.clone()).or_insert_with(|| {
-                    new_orders.push((
-                        n,
-                        o.unit.to_string(),
-                        o.dispatched_by.clone(),
-                        incident.spec.location,
-                    ));
-                    Told::default()
-                });
-                let unit = &o.unit;
-                if !told.accepted {
-                    if let Some(at) = o.accepted_at {
-                        told.accepted = true;
-                        lines.push(format!(
-                            "{unit} accepted incident #{n} after {}.",
-                            seconds(at.since(o.created_at))
-                        ));
-                    }
-                }
-                if !told.on_scene {
-                    if let Some(at) = o.on_scene_at {
-                        told.on_scene = true;
-                        lines.push(format!(
-                            "{unit} is on scene at incident #{n}, {} after it was reported.",
-                            seconds(at.since(incident.created_at))
-                        ));
-                    }
-                }
-                if !told.ended && o.state.is_terminal() {
-                    told.ended = true;
-                    use fieldlink_dispatch::OrderState as S;
-                    let line = match o.state {
-                        S::Resolved => {
-                            let ended = o.ended_at.unwrap_or(incident.created_at);
-                            format!(
-                                "{unit} resolved incident #{n}, {} after it was reported.",
-                                seconds(ended.since(incident.created_at))
-                            )
-                        }
-                        S::Rejected => format!("{unit} declined incident #{n}."),
-                        S::Reassigned => match &o.reassigned_to {
-                            Some(to) => format!(
-                                "{unit} did not accept incident #{n} in time: reassigned to {to}."
-                            ),
-                            None => format!(
-                                "{unit} did not accept incident #{n} in time: no one else is free, it waits in the queue."
-                            ),
-                        },
-                        S::Cancelled => {
-                            format!("The order to {unit} for incident #{n} was cancelled.")
-                        }
-                        other => format!("The order to {unit} for incident #{n} ended: {other:?}."),
-                    };
-                    lines.push(line);
-                    let all_ended = (incident.orders.iter())
-                        .filter_map(|o| st.orders.get(o))
-                        .all(|o| o.state.is_terminal());
-                    let resolved = (incident.orders.iter())
-                        .filter_map(|o| st.orders.get(o))
-                        .any(|o| o.state == S::Resolved);
-                    if incident.is_open() && all_ended && resolved {
-                        to_close.push((n, incident.id.clone()));
-                    }
-                }
-            }
-        }
-        // Distances and kinds after the core's lock is released.
-        for (n, unit, by, at) in new_orders {
-            let kind = (self.state.credentials.unit(&unit))
-                .map(|u| match u.unit_type.as_str() {
-                    "on_foot" => "on foot".to_owned(),
-                    "e_bike" => "e-bike".to_owned(),
-                    "car" => "patrol car".to_owned(),
-                    other => other.replace('_', " "),
-                })
-                .unwrap_or_default();
-            let here = (self.state.tracker().get(&unit)).map(|s| (s.fix.lat, s.fix.lon));
-            let away = match (here, at) {
-                (Some(here), Some(at)) => format!(
-                    ", {:.0} m away",
-                    fieldlink_sim::responder::distance_m(here, (at.lat, at.lon))
-                ),
-                _ => String::new(),
-            };
-            let line = match by {
-                Actor::System(rule) => {
-                    let why = match rule.as_str() {
-                        "rejected" => "the one before declined".to_owned(),
-                        "accept_timeout" => "the one before did not accept in time".to_owned(),
-                        "queue" => "a responder became free".to_owned(),
-                        other => other.replace('_', " "),
-                    };
-                    format!("Incident #{n} sent on to {unit} ({kind}{away}): {why}.")
-                }
-                _ => format!("Incident #{n} dispatched to {unit} ({kind}{away})."),
-            };
-            lines.push(line);
-        }
-        for line in head.into_iter().chain(lines) {
-            self.say(line);
-        }
-        for (n, id) in to_close {
-            match self.command("close", json!({ "incident": id.0 })).await {
-                Ok(_) => self.say(format!("Incident #{n} closed.")),
-                Err(e) => tracing::debug!(incident = %id, error = %e, "not closed"),
-            }
-        }
-    }
-
-    /// The live SLA figures over the incidents since the start.
-    async fn sla(&self) {
-        let now = self.state.clock.now();
-        let (report, targets) = {
-            let core = self.state.dispatch.read().await;
-            let report = supervision_report(
-                core.state(),
-                core.config(),
-                self.start,
-                now.plus(Duration::from_millis(1)),
-                GroupBy::Grid,
-            );
-            (report, core.config().default_targets)
-        };
-        let rows = &report.rows;
-        let sum =
-            |f: fn(&fieldlink_dispatch::ReportRow) -> usize| rows.iter().map(f).sum::<usize>();
-        let (incidents, accepted, on_scene) = (
-            sum(|r| r.incidents),
-            sum(|r| r.accepted),
-            sum(|r| r.on_scene),
-        );
-        let share = |f: fn(&fieldlink_dispatch::ReportRow) -> Option<f64>,
-                     w: fn(&fieldlink_dispatch::ReportRow) -> usize| {
-            let total: usize = rows.iter().filter(|r| f(r).is_some()).map(w).sum();
-            (total > 0).then(|| {
-                rows.iter()
-                    .filter_map(|r| f(r).map(|s| s * w(r) as f64))
-                    .sum::<f64>()
-                    / total as f64
-            })
-        };
-        let percent = |s: Option<f64>| s.map_or("-".to_owned(), |s| format!("{:.0} %", s * 100.0));
-        let median = |m: Option<f64>| {
-            m.filter(|_| rows.len() == 1).map_or(String::new(), |m| {
-                format!(", median {}", seconds(Duration::from_secs_f64(m)))
-            })
-        };
-        let first = rows.first();
-        let s = self.stats.snapshot();
-        self.say(format!(
-            "SLA so far: {incidents} incidents; {accepted} accepted, {} within {} s{}; {on_scene} on scene, {} within {} s{}; {} reassigned, {} declined. Responders: {}/{} connected, {} out of coverage.",
-            percent(share(|r| r.within_response, |r| r.accepted)),
-            targets.response_s,
-            median(first.and_then(|r| r.accept_median_s)),
-            percent(share(|r| r.within_arrival, |r| r.on_scene)),
-            targets.arrival_s,
-            median(first.and_then(|r| r.on_scene_median_s)),
-            sum(|r| r.reassignments),
-            sum(|r| r.rejections),
-            s.connected,
-            s.units,
-            s.offline,
-        ));
-    }
+/// Field reports per hour and responder: one for every `INCIDENTS_PER_FIELD_REPORT` seeded
+/// incidents over the whole crew.
+fn field_reports_per_hour(incident_every: Duration, units: usize) -> f64 {
+    let incidents_per_hour = 3600.0 / incident_every.as_secs_f64().max(0.001);
+    incidents_per_hour / INCIDENTS_PER_FIELD_REPORT / units.max(1) as f64
 }
 
 /// `flag` when given; else `default` when it is free, else a free port on 127.0.0.1 (with a
