@@ -170,6 +170,7 @@ impl DispatchService {
             Ok(Committed::Written(seqs)) => {
                 // Under the journal-order lock, so the hub sees the events in sequence order.
                 crate::push::journal_committed(state, &core, &seqs, &change.events);
+                crate::narrate::committed(state, &core, &change.events);
                 None
             }
             Ok(Committed::Replayed(first)) => Some(Ok(first)),

@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod http;
 pub mod intercom;
 pub mod metrics;
+pub mod narrate;
 pub mod persist;
 pub mod provision;
 pub mod push;
