@@ -38,6 +38,7 @@ pub mod seal;
 pub mod service_loop;
 pub mod sim;
 pub mod state;
+pub mod table;
 pub mod telemetry;
 pub mod uplink;
 pub mod video;
