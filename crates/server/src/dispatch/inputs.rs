@@ -227,7 +227,7 @@ async fn apply(state: &AppState, input: Input) {
             .map(drop)
         }
     };
-    report(result, &format!("{input:?}"));
+    report(result, &input.to_string());
 }
 
 /// An SOS: placed at the position the handset sent, else at the unit's last fix dispatch knows;
@@ -267,6 +267,37 @@ fn report(result: Result<(), CommandError>, what: &str) {
         }
         Err(CommandError::Store(e)) => {
             tracing::error!(error = %e, input = what, "dispatch could not commit; nothing changed");
+        }
+    }
+}
+
+/// An input as a log line names it: `receipt accepted for order wo_… from patrol-07`.
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Receipt { unit, order, state } => {
+                write!(
+                    f,
+                    "receipt {} for order {order} from {unit}",
+                    state.as_str()
+                )
+            }
+            Input::Fix { unit, .. } => write!(f, "fix of {unit}"),
+            Input::Presence { unit, online } => {
+                write!(f, "{unit} {}", if *online { "online" } else { "offline" })
+            }
+            Input::Duty { unit, .. } => write!(f, "duty status of {unit}"),
+            Input::Sos { unit, .. } => write!(f, "SOS from {unit}"),
+            Input::GeofenceAlarm {
+                unit,
+                zone,
+                entered,
+                ..
+            } => {
+                let how = if *entered { "entered" } else { "left" };
+                write!(f, "{unit} {how} geofence {zone}")
+            }
+            Input::FieldReport { unit, .. } => write!(f, "field report from {unit}"),
         }
     }
 }
