@@ -65,11 +65,9 @@ impl Layers {
                     origin: Origin::File(path.to_owned()),
                     data,
                 }),
-                Err(e) => layers.problems.push(format!(
-                    "{} is not valid TOML: {}",
-                    path.display(),
-                    one_line(&e.kind.to_string())
-                )),
+                Err(why) => {
+                    (layers.problems).push(format!("{} is not valid TOML: {why}", path.display()))
+                }
             }
         }
         layers.layers.push(env_layer());
@@ -163,7 +161,7 @@ impl Layers {
             Kind::UnknownVariant(_, variants) => {
                 format!("{name} must be one of {}{got}", variants.join(", "))
             }
-            Kind::UnknownField(_, known) if known.is_empty() => {
+            Kind::UnknownField(_, []) => {
                 format!("{name} is not a setting fieldlink knows")
             }
             Kind::UnknownField(_, known) => format!(
@@ -273,10 +271,12 @@ fn one_line(message: &str) -> String {
     }
 }
 
+/// The default profile's values, or why the source could not be read, in one line.
 fn default_profile(
     data: Result<figment::value::Map<Profile, Dict>, figment::Error>,
-) -> Result<Dict, figment::Error> {
-    Ok(data?.remove(&Profile::Default).unwrap_or_default())
+) -> Result<Dict, String> {
+    let mut data = data.map_err(|e| one_line(&e.kind.to_string()))?;
+    Ok(data.remove(&Profile::Default).unwrap_or_default())
 }
 
 /// `a` with `b`'s keys on top, tables merged key by key.
