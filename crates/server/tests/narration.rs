@@ -1,6 +1,6 @@
 //! The server log tells dispatch in words: the real binary, a real handset on its embedded
 //! broker, and one incident from creation through dispatch, acceptance and arrival to its
-//! close, read back from the JSON log on stderr.
+//! close, read back from the JSON log on stderr; and no ERROR line when the handset leaves.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -39,6 +39,11 @@ impl Drop for Server {
 struct Log {
     lines: Receiver<Value>,
     seen: Vec<String>,
+    errors: Vec<Value>,
+}
+
+fn is_error(line: &Value) -> bool {
+    line["level"] == json!("ERROR")
 }
 
 impl Log {
@@ -53,6 +58,9 @@ impl Log {
                     self.seen.join("\n")
                 );
             };
+            if is_error(&line) {
+                self.errors.push(line.clone());
+            }
             let message = line["message"].as_str().unwrap_or_default().to_owned();
             self.seen.push(message.clone());
             if message.starts_with(start) {
@@ -134,6 +142,7 @@ async fn the_log_tells_an_incident_from_creation_to_close_with_names() {
     let mut log = Log {
         lines,
         seen: Vec::new(),
+        errors: Vec::new(),
     };
     log.wait_for("fieldlink is running");
     let credentials = std::fs::read_to_string(dir.path().join("data/first-run-credentials.txt"))
@@ -218,6 +227,17 @@ async fn the_log_tells_an_incident_from_creation_to_close_with_names() {
     .await;
     log.wait_for("incident closed by dispatcher ");
 
+    // An ordinary disconnect is no error: the broker's routine lines are debug lines.
+    handset.disconnect().await.expect("disconnects");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    log.errors.extend(log.lines.try_iter().filter(is_error));
+    assert!(
+        log.errors.is_empty(),
+        "ERROR lines in the log of a normal run:\n{}",
+        (log.errors.iter().map(Value::to_string))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     for message in &log.seen {
         for debug_form in ["Some(", "None", "Id(\"", "::"] {
             assert!(
