@@ -76,7 +76,13 @@ impl Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Config file (TOML). Default: config/fieldlink.toml when it exists.
-    #[arg(long, short = 'c', env = "FIELDLINK_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "FIELDLINK_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// HTTP listen address, e.g. 0.0.0.0:8080.
     #[arg(long, value_name = "ADDR")]
@@ -115,6 +121,7 @@ pub struct StoreArgs {
         short = 'c',
         global = true,
         env = "FIELDLINK_CONFIG",
+        hide_env_values = true,
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
@@ -138,7 +145,13 @@ impl StoreArgs {
 pub struct ConfigArg {
     /// The server's config file (TOML), for its MQTT topic names. Default:
     /// config/fieldlink.toml when it exists.
-    #[arg(long, short = 'c', env = "FIELDLINK_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "FIELDLINK_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 }
 
