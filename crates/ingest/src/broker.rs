@@ -166,8 +166,8 @@ impl EmbeddedBrokerConfig {
         let timeout_ms = self.connection_timeout.as_millis();
         if timeout_ms == 0 || timeout_ms > u128::from(u16::MAX) {
             p.push(format!(
-                "connection_timeout must be between 0.001 and 65.535 seconds, not {:?}",
-                self.connection_timeout
+                "connection_timeout must be between 0.001 and 65.535 seconds, not {} s",
+                self.connection_timeout.as_secs_f64()
             ));
         }
         for (name, value) in [
@@ -416,7 +416,11 @@ impl EmbeddedBroker {
                     // crashed); rumqttd logs why.
                     let result = broker.start();
                     listening.store(false, Ordering::Release);
-                    tracing::error!(%listen, ?result, "the embedded MQTT broker stopped listening");
+                    let why = match result {
+                        Ok(()) => "its listener ended".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::error!(%listen, error = %why, "the embedded MQTT broker stopped listening");
                 })
                 .map_err(|source| IngestError::Thread {
                     name: "fieldlink-mqtt-broker",

@@ -209,7 +209,7 @@ impl Driver {
                     if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
                         tracing::error!(
                             url = %self.url,
-                            filters = ?self.filters,
+                            filters = %self.filters.join(", "),
                             "the MQTT broker refused fieldlink's uplink subscription: \
                              check its ACL gives this user read access to these filters"
                         );
@@ -220,7 +220,7 @@ impl Driver {
                     self.connected.store(false, Ordering::Release);
                     tracing::warn!(
                         url = %self.url,
-                        retry_in = ?backoff,
+                        retry_in_s = backoff.as_secs_f64(),
                         "cannot reach the MQTT broker ({e}); retrying"
                     );
                     tokio::select! {

@@ -251,7 +251,8 @@ impl SourceWorker {
                     let _ = handle.join();
                 } else {
                     tracing::warn!(
-                        "the MQTT link thread did not stop within {JOIN_PATIENCE:?}; leaving it to end with the process"
+                        "the MQTT link thread did not stop within {} s; leaving it to end with the process",
+                        JOIN_PATIENCE.as_secs()
                     );
                 }
             }

@@ -15,6 +15,7 @@ use crate::app::open_store;
 use crate::cli::{TokensCommand, UnitsCommand};
 use crate::config::Config;
 use crate::provision::{self, UnitSpec};
+use crate::table::Table;
 
 /// Runs a `units` subcommand.
 pub async fn units(config: &Config, command: UnitsCommand) -> Result<()> {
@@ -45,7 +46,7 @@ pub async fn units(config: &Config, command: UnitsCommand) -> Result<()> {
                 issued.record.id, issued.record.unit_type
             );
             println!(
-                "Its handset connects with client id and username {0:?} and this password (shown only now):",
+                "Its handset connects with client id and username \"{0}\" and this password (shown only now):",
                 issued.record.id
             );
             println!("  {}", issued.secret);
@@ -53,23 +54,20 @@ pub async fn units(config: &Config, command: UnitsCommand) -> Result<()> {
         UnitsCommand::List => {
             let units = store.list_units().await?;
             if units.is_empty() {
-                println!("No units yet. Add one with: fieldlink units add <id>");
+                eprintln!("No units yet. Add one with: fieldlink units add <id>");
             }
-            println!(
-                "{:<24} {:<11} {:<9} {:<24} skills",
-                "id", "type", "state", "name"
-            );
+            let mut table = Table::new(&["id", "type", "state", "name", "skills"]);
             for u in units {
                 let state = if u.disabled { "disabled" } else { "enabled" };
-                println!(
-                    "{:<24} {:<11} {:<9} {:<24} {}",
-                    u.id,
-                    u.unit_type,
-                    state,
+                table.row(vec![
+                    u.id.to_string(),
+                    u.unit_type.to_string(),
+                    state.to_owned(),
                     u.name,
-                    u.skills.join(",")
-                );
+                    u.skills.join(","),
+                ]);
             }
+            table.print();
         }
         UnitsCommand::Disable { id } => {
             provision::set_unit_disabled(&store, &id, true, now).await?;
@@ -98,21 +96,22 @@ pub async fn tokens(config: &Config, command: TokensCommand) -> Result<()> {
             let role: Role = role.parse()?;
             let issued = provision::add_token(&store, &name, role, now).await?;
             println!(
-                "API token {} ({role}) created for {name:?}. Use it as `Authorization: Bearer <token>` (shown only now):",
+                "API token {} ({role}) created for \"{name}\". Use it as `Authorization: Bearer <token>` (shown only now):",
                 issued.record.id
             );
             println!("  {}", issued.secret);
         }
         TokensCommand::List => {
-            println!("{:<16} {:<11} {:<8} name", "id", "role", "state");
+            let mut table = Table::new(&["id", "role", "state", "name"]);
             for t in store.list_tokens().await? {
                 let state = if t.revoked { "revoked" } else { "active" };
-                println!("{:<16} {:<11} {:<8} {}", t.id, t.role, state, t.name);
+                table.row(vec![t.id, t.role.to_string(), state.to_owned(), t.name]);
             }
+            table.print();
         }
         TokensCommand::Revoke { id } => {
             if store.get_token(&id).await?.is_none() {
-                bail!("no token has the id {id:?} (see `fieldlink tokens list`)");
+                bail!("no token has the id \"{id}\" (see `fieldlink tokens list`)");
             }
             store
                 .revoke_token(&id, now)
@@ -206,14 +205,17 @@ async fn still_valid_lines(store: &Store, path: &std::path::Path) -> Result<Vec<
     Ok(kept)
 }
 
-/// Shows the first-run credentials (already saved by [`bootstrap`]) and how to use them.
+/// Shows the first-run credentials (already saved by [`bootstrap`]) and how to use them;
+/// `tls`: the API is served over HTTPS (`http.tls`).
 pub fn announce_first_run(
     data_dir: &std::path::Path,
     text: &str,
     server: &crate::Server,
+    tls: bool,
 ) -> Result<()> {
     let path = data_dir.join(FIRST_RUN_FILE);
     let http = local_view(server.http_addr());
+    let scheme = if tls { "https" } else { "http" };
     println!();
     println!("First start: fieldlink created credentials, so nothing runs anonymous:");
     for line in text.lines() {
@@ -223,7 +225,7 @@ pub fn announce_first_run(
         "They are saved in {} (readable only by you).",
         path.display()
     );
-    println!("Try:  curl -H 'Authorization: Bearer <admin token>' http://{http}/api/v1/units");
+    println!("Try:  curl -H 'Authorization: Bearer <admin token>' {scheme}://{http}/api/v1/units");
     if let Some(mqtt) = server.mqtt_addr() {
         let mqtt = local_view(mqtt);
         // The embedded broker takes sealed payloads only: `fieldlink seal` seals the fix

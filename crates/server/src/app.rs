@@ -358,7 +358,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Server> {
             }
         });
     }
-    tracing::info!(%http_addr, mqtt = ?mqtt_addr, broker = if config.mqtt.embedded() { "embedded" } else { config.mqtt.url.as_str() }, "fieldlink is running");
+    let mqtt = mqtt_addr.map_or_else(|| "none".to_owned(), |a| a.to_string());
+    tracing::info!(%http_addr, mqtt, broker = if config.mqtt.embedded() { "embedded" } else { config.mqtt.url.as_str() }, "fieldlink is running");
     Ok(Server {
         http_addr,
         mqtt_addr,

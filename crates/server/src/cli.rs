@@ -1,5 +1,9 @@
 //! The command line: `fieldlink [serve]`, `fieldlink units ...`, `fieldlink tokens ...`,
-//! `fieldlink sim`, `fieldlink demo`.
+//! `fieldlink sim`, `fieldlink demo`, `fieldlink certs dev`, `fieldlink seal`.
+//!
+//! Each subcommand takes only the options it uses (`sim --help` shows no `--mqtt`). The
+//! server's options are also accepted before a subcommand (`fieldlink --data DIR units list`);
+//! [`Cli::global`] merges them, the subcommand's own winning.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,11 +13,29 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{LogFormat, Overrides};
 
-/// fieldlink: the backend and radio gateway for a command room and its field responders.
+/// What `fieldlink --help` says before the options.
+const ABOUT: &str =
+    "fieldlink: the backend and radio gateway of a street's command room and its field responders.";
+
+/// The rest of the top-level help, for people meeting fieldlink.
+const LONG_ABOUT: &str = "\
+fieldlink: the backend and radio gateway of a street's command room and its field responders.
+
+Responders' handsets connect over MQTT (to fieldlink's embedded broker, or to your Mosquitto or
+EMQX) and send positions, status, push-to-talk and SOS. The command room uses the HTTP API and
+the /ws WebSocket. fieldlink knows where every responder is and sends the nearest free one a work
+order with one click, so that orders are accepted within 1 minute and responders are on scene
+within 3.
+
+Run without a command to start the server (the same as `fieldlink serve`). Settings come from
+config/fieldlink.toml (or --config FILE), then FIELDLINK_<SECTION>__<KEY> environment variables,
+then the flags below. `fieldlink <command> --help` shows a command's own options.";
+
+/// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "fieldlink", version, about, long_about = None)]
+#[command(name = "fieldlink", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
-    /// Settings shared by every command.
+    /// The server's options (also accepted before any command).
     #[command(flatten)]
     pub global: GlobalArgs,
     /// What to do (default: serve).
@@ -21,23 +43,58 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Settings shared by every command.
+impl Cli {
+    /// The settings that pick the config and override it: the top level's, with the
+    /// subcommand's own on top.
+    pub fn global(&self) -> GlobalArgs {
+        let mut global = self.global.clone();
+        let own = match &self.command {
+            None => return global,
+            Some(Command::Serve(serve)) => serve.clone(),
+            Some(Command::Units(u)) => u.store.as_global(),
+            Some(Command::Tokens(t)) => t.store.as_global(),
+            Some(Command::Certs(c)) => c.store.as_global(),
+            Some(Command::Sim(s)) => s.config.as_global(),
+            Some(Command::Seal(s)) => s.config.as_global(),
+            Some(Command::Demo(d)) => GlobalArgs {
+                http: d.http,
+                mqtt: d.mqtt,
+                data: d.data.clone(),
+                ..GlobalArgs::default()
+            },
+        };
+        global.config = own.config.or(global.config);
+        global.http = own.http.or(global.http);
+        global.mqtt = own.mqtt.or(global.mqtt);
+        global.data = own.data.or(global.data);
+        global.log_format = own.log_format.or(global.log_format);
+        global
+    }
+}
+
+/// The server's options: which config, and the flags that win over it.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Config file (TOML). Default: config/fieldlink.toml when it exists.
-    #[arg(long, short = 'c', global = true, env = "FIELDLINK_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "FIELDLINK_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// HTTP listen address, e.g. 0.0.0.0:8080.
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
     /// Embedded MQTT broker listen address, e.g. 0.0.0.0:1883.
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     pub mqtt: Option<SocketAddr>,
     /// Data directory (SQLite database, first-run credentials). Default: ./data.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Log format.
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
 }
 
@@ -53,34 +110,121 @@ impl GlobalArgs {
     }
 }
 
+/// `--config` and `--data`: for commands that open the server's store or write to its data
+/// directory. Accepted after any of their subcommands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// The server's config file (TOML), for its store and data directory. Default:
+    /// config/fieldlink.toml when it exists.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "FIELDLINK_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// The server's data directory. Default: ./data (or the config's data_dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn as_global(&self) -> GlobalArgs {
+        GlobalArgs {
+            config: self.config.clone(),
+            data: self.data.clone(),
+            ..GlobalArgs::default()
+        }
+    }
+}
+
+/// `--config`: for commands that need only the server's topic names.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArg {
+    /// The server's config file (TOML), for its MQTT topic names. Default:
+    /// config/fieldlink.toml when it exists.
+    #[arg(
+        long,
+        short = 'c',
+        env = "FIELDLINK_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn as_global(&self) -> GlobalArgs {
+        GlobalArgs {
+            config: self.config.clone(),
+            ..GlobalArgs::default()
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Provision responder handsets.
-    #[command(subcommand)]
-    Units(UnitsCommand),
-    /// Manage API tokens (admin, dispatcher, viewer).
-    #[command(subcommand)]
-    Tokens(TokensCommand),
+    /// Run the server: the MQTT gateway, the HTTP API and WebSocket, dispatch (the default).
+    Serve(GlobalArgs),
+    /// Register, list, disable and re-key responders' handsets (units).
+    Units(UnitsArgs),
+    /// Create, list and revoke API tokens (admin, dispatcher, viewer).
+    Tokens(TokensArgs),
     /// Simulated responders against a running fieldlink: registers them through its API, then
     /// moves them and answers their work orders in real time until Ctrl-C.
     Sim(SimArgs),
     /// See fieldlink running: a server of its own, 200 simulated responders and a stream of
-    /// incidents dispatched to them, reported on the terminal until Ctrl-C.
+    /// incidents dispatched to them, told on the terminal until Ctrl-C.
     Demo(DemoArgs),
-    /// TLS certificates.
-    #[command(subcommand)]
-    Certs(CertsCommand),
+    /// Make TLS certificates for trying HTTPS, WSS and MQTT over TLS.
+    Certs(CertsArgs),
     /// Seal a payload as a handset of the unit would, for `mosquitto_pub -s` (the embedded
     /// broker accepts only sealed payloads); open a sealed downlink; print the unit's seal key.
     Seal(SealArgs),
 }
 
+/// `fieldlink units ...`
+#[derive(Debug, Args)]
+pub struct UnitsArgs {
+    /// Which store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UnitsCommand,
+}
+
+/// `fieldlink tokens ...`
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    /// Which store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokensCommand,
+}
+
+/// `fieldlink certs ...`
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Which data directory.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
 /// `fieldlink seal ...`
 #[derive(Debug, Args, Clone)]
 pub struct SealArgs {
+    /// Which topic names.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// The unit's secret. Not `FIELDLINK_*`: those variables are config keys.
     #[arg(long, env = "FL_UNIT_SECRET", hide_env_values = true)]
     pub secret: String,
@@ -119,6 +263,9 @@ pub enum CertsCommand {
 /// `fieldlink sim ...`
 #[derive(Debug, Args, Clone)]
 pub struct SimArgs {
+    /// Which topic names.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// The fieldlink HTTP API the units are registered with.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
@@ -192,6 +339,16 @@ pub struct DemoArgs {
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// HTTP listen address. Default: 127.0.0.1:8080 when free, else a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// The demo's MQTT broker listen address. Default: 127.0.0.1:1883 when free, else a free
+    /// port.
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt: Option<SocketAddr>,
+    /// Keep the demo's data in DIR. Default: a fresh temporary directory, removed at the end.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// `1s`, `500ms`, `2m`, `1h`, or a plain number of seconds.

@@ -3,17 +3,19 @@
 //! Sources, later ones winning: built-in defaults, the TOML file (`--config`, default
 //! `config/fieldlink.toml` when it exists), `FIELDLINK_*` environment variables (nested keys
 //! joined by `__`, e.g. `FIELDLINK_MQTT__URL`), then the CLI flags people change daily. Every
-//! problem is reported at once, in words, and the process exits non-zero (see [`Config::load`]).
+//! problem is reported at once, named as the user wrote it (the file and key, the environment
+//! variable, or the flag; see [`Config::load`]), and `fieldlink` exits with status 2.
 //! `config/fieldlink.toml` in the repository documents every key with its default.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fieldlink_location::LocationConfig;
-use fieldlink_proto::{Topics, UnitId};
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use fieldlink_proto::Topics;
 use serde::{Deserialize, Serialize};
+
+mod checks;
+mod sources;
 
 /// The default config file, used when it exists and `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "config/fieldlink.toml";
@@ -366,196 +368,53 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
-/// Every problem found in a configuration, reported together.
+/// Every problem found in a configuration, reported together, each in words.
 #[derive(Debug, thiserror::Error)]
-#[error("the configuration has {} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+#[error("{}", list(.0))]
 pub struct ConfigErrors(pub Vec<String>);
+
+fn list(problems: &[String]) -> String {
+    let count = match problems.len() {
+        1 => "one problem".to_owned(),
+        n => format!("{n} problems"),
+    };
+    let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+    format!("the configuration has {count}:\n{}", lines.join("\n"))
+}
 
 impl Config {
     /// Loads defaults, then `file` (required when given, optional default otherwise), then the
-    /// environment, then `overrides`; then validates everything.
+    /// environment, then `overrides`; then validates everything. Every problem is named as the
+    /// user wrote it: the file and key, the environment variable, or the flag.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigErrors> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        match file {
+        let file = match file {
             Some(path) if !path.exists() => {
                 return Err(ConfigErrors(vec![format!(
                     "config file {} does not exist (give an existing file with --config, or leave it out to use the defaults)",
                     path.display()
                 )]));
             }
-            Some(path) => figment = figment.merge(Toml::file(path)),
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE));
-            }
-            None => {}
+            Some(path) => Some(path),
+            None => Some(Path::new(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        let mut layers = sources::Layers::read(file, overrides);
+        let mut problems = std::mem::take(&mut layers.problems);
+        let config = layers.extract(&mut problems);
+        if let Some(config) = &config {
+            let named = config.problems().into_iter();
+            problems.extend(named.map(|p| p.render(|key| layers.name_of(key))));
         }
-        figment = figment.merge(Env::prefixed("FIELDLINK_").split("__"));
-        if let Some(a) = overrides.http {
-            figment = figment.merge(("http.listen", a.to_string()));
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(problems)),
         }
-        if let Some(a) = overrides.mqtt {
-            figment = figment.merge(("mqtt.listen", a.to_string()));
-        }
-        if let Some(d) = &overrides.data {
-            figment = figment.merge(("data_dir", d.display().to_string()));
-        }
-        if let Some(f) = overrides.log_format {
-            figment = figment.merge(("log.format", f));
-        }
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigErrors(e.into_iter().map(|e| e.to_string()).collect()))?;
-        config.validate()?;
-        Ok(config)
     }
 
-    /// Problems with the TLS keys: listeners that need a certificate, files that are missing.
-    fn tls_problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let wants_cert = self.http.tls || (self.mqtt.embedded() && self.mqtt.tls_listen.is_some());
-        if wants_cert && !self.tls.configured() {
-            problems.push(
-                "http.tls or mqtt.tls_listen needs a certificate: set tls.cert and tls.key (PEM files; `fieldlink certs dev` makes some for trying)".to_owned(),
-            );
-        }
-        if self.mqtt.embedded() && !self.mqtt.plain && self.mqtt.tls_listen.is_none() {
-            problems.push(
-                "mqtt.plain = false leaves the embedded broker no listener: set mqtt.tls_listen too".to_owned(),
-            );
-        }
-        if self.mqtt.client_cert.as_os_str().is_empty()
-            != self.mqtt.client_key.as_os_str().is_empty()
-        {
-            problems.push(
-                "mqtt.client_cert and mqtt.client_key go together: set both or neither".to_owned(),
-            );
-        }
-        let files = [
-            ("tls.cert", &self.tls.cert),
-            ("tls.key", &self.tls.key),
-            ("mqtt.ca_file", &self.mqtt.ca_file),
-            ("mqtt.client_cert", &self.mqtt.client_cert),
-            ("mqtt.client_key", &self.mqtt.client_key),
-        ];
-        for (key, file) in files {
-            if !file.as_os_str().is_empty() && !file.is_file() {
-                problems.push(format!(
-                    "{key}: {} is not a readable file (paths are relative to the working directory)",
-                    file.display()
-                ));
-            }
-        }
-        problems
-    }
-
-    /// Checks what serde cannot: every problem at once.
+    /// Checks what serde cannot: every problem at once, each key named as a file writes it.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let mut problems = Vec::new();
-        if let Err(e) = self.mqtt.topics() {
-            problems.push(format!("mqtt: {e}"));
-        }
-        if !self.mqtt.embedded() {
-            let url = self.mqtt.url.trim();
-            if !(url.starts_with("mqtt://")
-                || url.starts_with("tcp://")
-                || url.starts_with("mqtts://"))
-            {
-                problems.push(format!(
-                    "mqtt.url {url:?} must look like mqtt://host:port or mqtts://host:port (or be empty to run the embedded broker)"
-                ));
-            }
-        }
-        problems.extend(self.tls_problems());
-        for (name, value) in [
-            ("mqtt.max_payload_bytes", self.mqtt.max_payload_bytes),
-            ("mqtt.max_batch_fixes", self.mqtt.max_batch_fixes),
-            ("mqtt.max_connections", self.mqtt.max_connections),
-            ("mqtt.uplink_queue", self.mqtt.uplink_queue),
-        ] {
-            if value == 0 {
-                problems.push(format!("{name} must be greater than 0"));
-            }
-        }
-        let url = self.store.url.trim();
-        if !(url.is_empty()
-            || url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            problems.push(format!(
-                "store.url must start with sqlite:// or postgres:// (got {:?})",
-                fieldlink_store::redact_url(url)
-            ));
-        }
-        for (key, files) in [
-            ("zones.geofence_files", &self.zones.geofence_files),
-            ("zones.grid_files", &self.zones.grid_files),
-        ] {
-            for (i, file) in files.iter().enumerate() {
-                if !file.is_file() {
-                    problems.push(format!(
-                        "{key}[{i}]: {} is not a readable file (paths are relative to the working directory)",
-                        file.display()
-                    ));
-                }
-            }
-        }
-        if let Err(dispatch) = self.dispatch.validate() {
-            problems.extend(dispatch.into_iter().map(|p| format!("dispatch.{p}")));
-        }
-        problems.extend(self.intercom.validate());
-        problems.extend(
-            self.video
-                .core()
-                .validate()
-                .into_iter()
-                .map(|p| format!("video: {p}")),
-        );
-        for (i, file) in self.video.camera_files.iter().enumerate() {
-            if !file.is_file() {
-                problems.push(format!(
-                    "video.camera_files[{i}]: {} is not a readable file (paths are relative to the working directory)",
-                    file.display()
-                ));
-            }
-        }
-        let mut groups = std::collections::HashSet::new();
-        for (i, g) in self.talkgroups.iter().enumerate() {
-            if g.id.as_str().trim().is_empty() {
-                problems.push(format!("talkgroups[{i}]: a talkgroup needs an id"));
-            } else if !groups.insert(g.id.as_str()) {
-                problems.push(format!(
-                    "talkgroups[{i}]: talkgroup {:?} is listed twice",
-                    g.id.as_str()
-                ));
-            }
-        }
-        if self.data_dir.as_os_str().is_empty() {
-            problems.push("data_dir must not be empty".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, unit) in self.units.iter().enumerate() {
-            if let Err(e) = UnitId::new(unit.id.as_str()) {
-                problems.push(format!("units[{i}]: {e}"));
-            }
-            if !seen.insert(unit.id.as_str()) {
-                problems.push(format!("units[{i}]: unit {:?} is listed twice", unit.id));
-            }
-            if unit.secret.chars().count() < 16 {
-                problems.push(format!(
-                    "units[{i}] ({}): the secret must be at least 16 characters (use `fieldlink units add` to generate one)",
-                    unit.id
-                ));
-            }
-            if !unit.unit_type.is_empty()
-                && unit.unit_type.parse::<fieldlink_store::UnitType>().is_err()
-            {
-                problems.push(format!(
-                    "units[{i}] ({}): type {:?} is not one of on_foot, e_bike, motorcycle, car, other",
-                    unit.id, unit.unit_type
-                ));
-            }
-        }
+        let problems: Vec<String> = (self.problems().iter())
+            .map(|p| p.render(str::to_owned))
+            .collect();
         if problems.is_empty() {
             Ok(())
         } else {
@@ -581,6 +440,8 @@ mod tests {
 
     #[test]
     fn the_documented_config_file_is_exactly_the_defaults() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/fieldlink.toml");
         let loaded: Config = Figment::new()
             .merge(Toml::file_exact(&file))

@@ -171,6 +171,7 @@ impl DispatchService {
                 state.commit_succeeded("dispatch");
                 // Under the journal-order lock, so the hub sees the events in sequence order.
                 crate::push::journal_committed(state, &core, &seqs, &change.events);
+                crate::narrate::committed(state, &core, &change.events);
                 None
             }
             Ok(Committed::Replayed(first)) => {

@@ -336,7 +336,7 @@ async fn apply(state: &AppState, input: PttInput) {
         }
         PttInput::Message(m) => message(state, m).await,
     };
-    report(result, &format!("{input:?}"));
+    report(result, &input.to_string());
 }
 
 /// A handset's `PttMessage`: request, release, or a reported burst. A refusal (unknown group,
@@ -402,6 +402,21 @@ fn report(result: Result<(), IntercomCommandError>, what: &str) {
         }
         Err(IntercomCommandError::Store(e)) => {
             tracing::error!(error = %e, input = what, "intercom could not commit; nothing changed");
+        }
+    }
+}
+
+/// An input as a log line names it: `push-to-talk message from patrol-07 for group g1`.
+impl std::fmt::Display for PttInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PttInput::Message(m) => write!(
+                f,
+                "push-to-talk message from {} for group {}",
+                m.unit, m.talkgroup
+            ),
+            PttInput::Offline(unit) => write!(f, "{unit} offline"),
+            PttInput::Sos(unit) => write!(f, "SOS from {unit}"),
         }
     }
 }

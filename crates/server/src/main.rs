@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use fieldlink_clock::SystemClock;
-use fieldlink_server::cli::{CertsCommand, Cli, Command};
+use fieldlink_server::cli::{CertsCommand, Cli, Command, GlobalArgs};
 use fieldlink_server::{Config, admin, certs, demo, seal, sim, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = match Config::load(cli.global.config.as_deref(), &cli.global.overrides()) {
+    let global = cli.global();
+    let mut config = match Config::load(global.config.as_deref(), &global.overrides()) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("fieldlink cannot start: {errors}");
@@ -23,8 +24,7 @@ fn main() -> ExitCode {
     // sim and demo talk to the operator on the terminal: only warnings and errors are logged
     // there, unless RUST_LOG asks for more.
     if matches!(cli.command, Some(Command::Sim(_) | Command::Demo(_))) {
-        // rumqttd reports every closed connection as an error: not news on this terminal.
-        config.log.level = "warn,rumqttd=off".to_owned();
+        config.log.level = "warn".to_owned();
     }
     telemetry::init(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -35,15 +35,15 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
-            Command::Units(cmd) => admin::units(&config, cmd).await,
-            Command::Tokens(cmd) => admin::tokens(&config, cmd).await,
+        match cli.command.unwrap_or(Command::Serve(GlobalArgs::default())) {
+            Command::Serve(_) => serve(config).await,
+            Command::Units(units) => admin::units(&config, units.command).await,
+            Command::Tokens(tokens) => admin::tokens(&config, tokens.command).await,
             Command::Sim(args) => sim::run(&config, args, stop_on_signal()?).await,
-            Command::Demo(args) => demo::run(config, &cli.global, args, stop_on_signal()?).await,
-            Command::Certs(CertsCommand::Dev { dir, hosts, days }) => {
-                certs::dev(&config, dir, hosts, days)
-            }
+            Command::Demo(args) => demo::run(config, &global, args, stop_on_signal()?).await,
+            Command::Certs(certs) => match certs.command {
+                CertsCommand::Dev { dir, hosts, days } => certs::dev(&config, dir, hosts, days),
+            },
             Command::Seal(args) => seal::run(&config, &args),
         }
     });
@@ -61,9 +61,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
     let grace = Duration::from_secs(config.shutdown.grace_seconds);
     let data_dir = config.data_dir.clone();
+    let tls = config.http.tls;
     let server = fieldlink_server::start(config, Arc::new(SystemClock)).await?;
     if let Some(first_run) = server.first_run() {
-        admin::announce_first_run(&data_dir, first_run, &server)?;
+        admin::announce_first_run(&data_dir, first_run, &server, tls)?;
     }
     let stop = server.shutdown_token();
     tokio::spawn(async move {

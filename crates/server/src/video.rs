@@ -274,7 +274,7 @@ async fn apply(state: &AppState, input: VideoInput) {
             }
         }
     };
-    report(result, &format!("{input:?}"));
+    report(result, &input.to_string());
 }
 
 fn report(result: Result<(), VideoCommandError>, what: &str) {
@@ -285,6 +285,16 @@ fn report(result: Result<(), VideoCommandError>, what: &str) {
         }
         Err(VideoCommandError::Store(e)) => {
             tracing::error!(error = %e, input = what, "video could not commit; nothing changed");
+        }
+    }
+}
+
+/// An input as a log line names it: `video message from patrol-07`.
+impl std::fmt::Display for VideoInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VideoInput::Message(unit, _) => write!(f, "video message from {unit}"),
+            VideoInput::Offline(unit) => write!(f, "{unit} offline"),
         }
     }
 }

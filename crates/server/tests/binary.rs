@@ -20,8 +20,8 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The server on `data`, its embedded broker on `mqtt`, JSON logs (and the first-run
-/// credentials) on a piped stdout.
+/// The server on `data`, its embedded broker on `mqtt`: the first-run credentials on a piped
+/// stdout, JSON logs on a piped stderr.
 fn serve(data: &std::path::Path, mqtt: &str) -> std::process::Child {
     fieldlink()
         .arg("--data")
@@ -30,9 +30,20 @@ fn serve(data: &std::path::Path, mqtt: &str) -> std::process::Child {
         .args(["--mqtt", mqtt])
         .args(["--log-format", "json"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("starts")
+}
+
+/// Sends each line of `stream` to `tx`, on a thread of its own, until either end closes.
+fn forward_lines(stream: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 #[test]
@@ -77,6 +88,9 @@ fn first_start_prints_credentials_and_sigterm_stops_it_cleanly() {
     let mqtt = format!("127.0.0.1:{}", free_port());
     let mut child = serve(dir.path(), &mqtt);
     let stdout = child.stdout.take().expect("stdout");
+    // The logs are not read here; keep their pipe from filling.
+    let (logs, _unread) = std::sync::mpsc::channel();
+    forward_lines(child.stderr.take().expect("stderr"), logs);
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
@@ -332,16 +346,10 @@ fn a_refused_mqtt_login_gets_its_reason_and_is_logged_with_the_address() {
     let dir = tempfile::tempdir().expect("dir");
     let mqtt = format!("127.0.0.1:{}", free_port());
     let mut child = serve(dir.path(), &mqtt);
-    // Credentials and logs both come on stdout; read it on a thread, line by line.
-    let stdout = child.stdout.take().expect("stdout");
+    // Credentials come on stdout and logs on stderr; read both on threads, line by line.
     let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    forward_lines(child.stdout.take().expect("stdout"), tx.clone());
+    forward_lines(child.stderr.take().expect("stderr"), tx);
     let wait_for = |what: &str, matches: &dyn Fn(&str) -> bool| -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -116,8 +116,8 @@ impl Consumer {
                         return Stop::Broker(e.to_string());
                     }
                 }
-                Ok(Some(Notification::Disconnect(d, _))) => {
-                    return Stop::Broker(format!("{d:?}"));
+                Ok(Some(Notification::Disconnect(..))) => {
+                    return Stop::Broker("the router disconnected it".to_owned());
                 }
                 // Acks and other notifications carry nothing for us; `None` means "poll again".
                 Ok(Some(_)) | Ok(None) => {}

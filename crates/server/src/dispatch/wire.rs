@@ -76,16 +76,18 @@ pub(super) fn outbox(core: &Dispatcher, now: Timestamp, outcome: &Outcome) -> Ve
         .collect()
 }
 
-/// Alarms go to consoles (WebSocket, a later issue); until then they are logged.
+/// A reminder of an alarm nobody acknowledged yet (a raised alarm is told by
+/// [`crate::narrate`] with its commit).
 pub(super) fn log_alarm(effect: &Effect) {
-    match effect {
-        Effect::RaiseAlarm { alarm } => {
-            tracing::warn!(alarm = %alarm.id, kind = ?alarm.kind, incident = ?alarm.incident, "alarm raised");
-        }
-        Effect::NotifyAlarm { alarm } => {
-            tracing::warn!(alarm = %alarm.id, kind = ?alarm.kind, notifications = alarm.notifications, "alarm still unacknowledged");
-        }
-        _ => {}
+    if let Effect::NotifyAlarm { alarm } = effect {
+        let incident = alarm.incident.as_ref().map(ToString::to_string);
+        tracing::warn!(
+            alarm = %alarm.id,
+            incident = incident.unwrap_or_default(),
+            notifications = alarm.notifications,
+            "alarm still unacknowledged after {} reminders",
+            alarm.notifications
+        );
     }
 }
 
