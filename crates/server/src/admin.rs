@@ -42,7 +42,7 @@ pub async fn units(config: &Config, command: UnitsCommand) -> Result<()> {
             )
             .await?;
             println!(
-                "Unit {} registered ({}).",
+                "Unit {} registered ({}); a running fieldlink lets its handset in within 3 s.",
                 issued.record.id, issued.record.unit_type
             );
             println!(
@@ -71,15 +71,19 @@ pub async fn units(config: &Config, command: UnitsCommand) -> Result<()> {
         }
         UnitsCommand::Disable { id } => {
             provision::set_unit_disabled(&store, &id, true, now).await?;
-            println!("Unit {id} is disabled: its next connect and its next message are refused.");
+            println!(
+                "Unit {id} is disabled: a running fieldlink refuses its next connect and its next message within 3 s."
+            );
         }
         UnitsCommand::Enable { id } => {
             provision::set_unit_disabled(&store, &id, false, now).await?;
-            println!("Unit {id} is enabled again.");
+            println!("Unit {id} is enabled again (on a running fieldlink within 3 s).");
         }
         UnitsCommand::RotateSecret { id } => {
             let issued = provision::rotate_unit_secret(&store, &id, now).await?;
-            println!("Unit {id} has a new secret (shown only now); the old one no longer works:");
+            println!(
+                "Unit {id} has a new secret (shown only now); a running fieldlink refuses the old one within 3 s:"
+            );
             println!("  {}", issued.secret);
         }
     }
@@ -96,7 +100,7 @@ pub async fn tokens(config: &Config, command: TokensCommand) -> Result<()> {
             let role: Role = role.parse()?;
             let issued = provision::add_token(&store, &name, role, now).await?;
             println!(
-                "API token {} ({role}) created for \"{name}\". Use it as `Authorization: Bearer <token>` (shown only now):",
+                "API token {} ({role}) created for \"{name}\"; it works on a running fieldlink at once. Use it as `Authorization: Bearer <token>` (shown only now):",
                 issued.record.id
             );
             println!("  {}", issued.secret);
@@ -117,7 +121,7 @@ pub async fn tokens(config: &Config, command: TokensCommand) -> Result<()> {
                 .revoke_token(&id, now)
                 .await
                 .with_context(|| format!("revoking token {id}"))?;
-            println!("Token {id} is revoked.");
+            println!("Token {id} is revoked; a running fieldlink refuses it within 3 s.");
         }
     }
     store.close().await;

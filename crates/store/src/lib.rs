@@ -149,7 +149,7 @@ impl Store {
             pool,
             url: url.into(),
         };
-        tracing::info!(url = %store.url, backend = ?store.backend(), "store open");
+        tracing::info!(url = %store.url, "store open");
         Ok(store)
     }
 

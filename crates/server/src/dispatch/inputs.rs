@@ -292,34 +292,3 @@ fn report(result: Result<(), CommandError>, what: &str) {
         }
     }
 }
-
-/// An input as a log line names it: `receipt accepted for order wo_… from patrol-07`.
-impl std::fmt::Display for Input {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Input::Receipt { unit, order, state } => {
-                write!(
-                    f,
-                    "receipt {} for order {order} from {unit}",
-                    state.as_str()
-                )
-            }
-            Input::Fix { unit, .. } => write!(f, "fix of {unit}"),
-            Input::Presence { unit, online } => {
-                write!(f, "{unit} {}", if *online { "online" } else { "offline" })
-            }
-            Input::Duty { unit, .. } => write!(f, "duty status of {unit}"),
-            Input::Sos { unit, .. } => write!(f, "SOS from {unit}"),
-            Input::GeofenceAlarm {
-                unit,
-                zone,
-                entered,
-                ..
-            } => {
-                let how = if *entered { "entered" } else { "left" };
-                write!(f, "{unit} {how} geofence {zone}")
-            }
-            Input::FieldReport { unit, .. } => write!(f, "field report from {unit}"),
-        }
-    }
-}
