@@ -79,10 +79,19 @@ mod tests {
     fn map_keys_and_out_of_range_instants_round_trip() {
         let old: BTreeMap<Timestamp, u8> =
             serde_json::from_str(r#"{"1796661813479": 1}"#).expect("old key");
-        assert_eq!(old.keys().next(), Some(&Timestamp::from_millis(1_796_661_813_479)));
-        for t in [Timestamp::from_millis(i64::MAX), Timestamp::from_millis(i64::MIN)] {
+        assert_eq!(
+            old.keys().next(),
+            Some(&Timestamp::from_millis(1_796_661_813_479))
+        );
+        for t in [
+            Timestamp::from_millis(i64::MAX),
+            Timestamp::from_millis(i64::MIN),
+        ] {
             let json = serde_json::to_string(&t).expect("serialise");
-            assert_eq!(serde_json::from_str::<Timestamp>(&json).expect("read back"), t);
+            assert_eq!(
+                serde_json::from_str::<Timestamp>(&json).expect("read back"),
+                t
+            );
         }
     }
 
@@ -90,7 +99,8 @@ mod tests {
     fn refuses_words_in_plain_terms() {
         let err = serde_json::from_str::<Timestamp>(r#""yesterday""#).expect_err("refused");
         assert!(
-            err.to_string().contains("a date and time like 2026-11-29T20:00:00.000Z"),
+            err.to_string()
+                .contains("a date and time like 2026-11-29T20:00:00.000Z"),
             "{err}"
         );
     }
