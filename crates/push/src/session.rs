@@ -218,6 +218,7 @@ pub(crate) fn event_message(event: &JournalEvent, coords: Coords) -> ServerMessa
         kind: event.kind.clone(),
         subject: event.subject.clone(),
         actor: event.actor.clone(),
+        at: fieldlink_clock::Timestamp::from_millis(event.at_ms),
         at_ms: event.at_ms,
         unit: event.unit.clone(),
         lat,
