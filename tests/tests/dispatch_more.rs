@@ -190,7 +190,7 @@ async fn a_cancelled_order_reaches_the_handset() {
     let (status, body) = srv.post(&path, Some(&srv.admin), json!({})).await;
     assert_eq!(
         (status, &body["error"]["code"]),
-        (400, &json!("bad_body")),
+        (422, &json!("bad_body")),
         "{body}"
     );
     let (status, body) = srv.post(&path, Some(&srv.admin), reason.clone()).await;
