@@ -164,11 +164,9 @@ async fn incident(srv: &TestServer, id: &str) -> Value {
     body
 }
 
-/// A timestamp field of the API: milliseconds since the epoch (the dispatch records), or
-/// RFC 3339 (the views).
+/// A time field of the API (RFC 3339).
 fn at(v: &Value) -> Option<Timestamp> {
-    (v.as_i64().map(Timestamp::from_millis))
-        .or_else(|| v.as_str().and_then(Timestamp::parse_rfc3339))
+    v.as_str().and_then(Timestamp::parse_rfc3339)
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {

@@ -13,14 +13,19 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+
+mod serde_form;
 
 /// An instant in UTC, in milliseconds since the Unix epoch.
 ///
-/// Milliseconds are what the wire carries (`time_ms` fields) and what GPS fixes resolve to; a plain
-/// integer keeps the cores cheap to copy, compare and store.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+/// Milliseconds are what the radio wire carries (`time_ms` fields) and what GPS fixes resolve to;
+/// a plain integer keeps the cores cheap to copy, compare and store.
+///
+/// With serde it is an RFC 3339 string with milliseconds and `Z`
+/// (`"2026-11-29T20:00:00.000Z"`), the one time format of the HTTP API and the WebSocket
+/// protocol; it also reads the integer milliseconds that stores written before that still hold
+/// (see `serde_form.rs`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
@@ -75,8 +80,12 @@ impl Timestamp {
         }
     }
 
-    /// Parses RFC 3339 (`2026-11-29T20:00:00Z`).
+    /// Parses RFC 3339 (`2026-11-29T20:00:00Z`), and the `@{ms}ms` form [`Self::to_rfc3339`]
+    /// falls back to for an instant outside chrono's range.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        if let Some(ms) = s.strip_prefix('@').and_then(|r| r.strip_suffix("ms")) {
+            return ms.parse().ok().map(Timestamp);
+        }
         DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|dt| Timestamp(dt.timestamp_millis()))

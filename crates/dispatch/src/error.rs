@@ -43,7 +43,10 @@ pub enum DispatchError {
     #[error("incident {0} is closed")]
     IncidentClosed(IncidentId),
     /// The incident still has live orders.
-    #[error("incident {incident} has live orders: {open:?}")]
+    #[error(
+        "incident {incident} still has open orders: {}; cancel them or wait until they end",
+        list(open)
+    )]
     OrdersOpen {
         /// The incident.
         incident: IncidentId,
@@ -51,7 +54,7 @@ pub enum DispatchError {
         open: Vec<OrderId>,
     },
     /// A manually chosen unit cannot be dispatched.
-    #[error("unit {unit} is {status:?}, not available")]
+    #[error("unit {unit} is {}, not available", status.as_str())]
     UnitUnavailable {
         /// The unit.
         unit: UnitId,
@@ -67,6 +70,12 @@ pub enum DispatchError {
     /// Only alarms of rules outside the core (geofences) may be raised from outside.
     #[error("this kind of alarm is raised by the core's own rules only")]
     NotARuleAlarm,
+}
+
+/// Ids as a person reads them: `wo_1, wo_2`.
+fn list(ids: &[OrderId]) -> String {
+    let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
+    ids.join(", ")
 }
 
 impl DispatchError {

@@ -59,6 +59,21 @@ pub enum ResponderStatus {
     Offline,
 }
 
+impl ResponderStatus {
+    /// The name the API and the journal use: `available`, `on_scene`, ...
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResponderStatus::Available => "available",
+            ResponderStatus::Committed => "committed",
+            ResponderStatus::Responding => "responding",
+            ResponderStatus::OnScene => "on_scene",
+            ResponderStatus::OnBreak => "on_break",
+            ResponderStatus::OutOfService => "out_of_service",
+            ResponderStatus::Offline => "offline",
+        }
+    }
+}
+
 /// One responder's dispatch-relevant state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Responder {

@@ -5,6 +5,7 @@ mod checkpoint;
 mod orders;
 mod queue;
 mod report;
+mod stored_form;
 mod timers;
 
 use crate::*;

@@ -24,7 +24,10 @@ pub enum IntercomError {
     },
     /// The command needs the other mode (a floor request on a `reported` group, a reported
     /// burst on an `arbitrated` one).
-    #[error("talkgroup {group} is {mode:?}")]
+    #[error(
+        "talkgroup {group} is in {} mode, which does not take this (floor requests need arbitrated, reported bursts need reported)",
+        mode.as_str()
+    )]
     WrongMode {
         /// The group.
         group: TalkgroupId,

@@ -137,6 +137,16 @@ pub enum Mode {
     Reported,
 }
 
+impl Mode {
+    /// The name the API and config files use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Arbitrated => "arbitrated",
+            Mode::Reported => "reported",
+        }
+    }
+}
+
 /// What an arbitrated group does with a request while the floor is taken by someone of equal
 /// or higher rank.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

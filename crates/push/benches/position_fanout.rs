@@ -162,6 +162,7 @@ async fn run() {
                     unit: format!("unit-{unit:05}"),
                     lat,
                     lon,
+                    at: fieldlink_clock::Timestamp::EPOCH,
                     at_ms: 0,
                     speed: Some(1.0),
                     heading: Some(90.0),

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
+use fieldlink_clock::Timestamp;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::filter::{Coords, Filter};
@@ -136,7 +137,7 @@ fn runs(entries: &[Arc<BatchEntry>], coords: Coords, max_bytes: usize) -> Vec<&[
     out
 }
 
-/// `{"type":"positions","at_ms":..,"units":[..]}` from pre-serialised fragments: the same bytes
+/// `{"type":"positions","at":..,"at_ms":..,"units":[..]}` from pre-serialised fragments: the same bytes
 /// as `serde_json::to_string(&ServerMessage::Positions { .. })`.
 fn json_frame<'a>(
     at_ms: i64,
@@ -145,7 +146,9 @@ fn json_frame<'a>(
 ) -> String {
     let len: usize = entries.clone().map(|e| e.json(coords).len() + 1).sum();
     let mut out = String::with_capacity(len + 64);
-    out.push_str(r#"{"type":"positions","at_ms":"#);
+    out.push_str(r#"{"type":"positions","at":""#);
+    out.push_str(&Timestamp::from_millis(at_ms).to_rfc3339());
+    out.push_str(r#"","at_ms":"#);
     out.push_str(&at_ms.to_string());
     out.push_str(r#","units":["#);
     for (i, e) in entries.enumerate() {
@@ -251,6 +254,7 @@ impl Pending {
             .map(|run| match protocol {
                 Protocol::Json => Message::text(json_frame(at_ms, run.iter(), coords)),
                 Protocol::Proto => protocol.encode(&ServerMessage::Positions {
+                    at: Timestamp::from_millis(at_ms),
                     at_ms,
                     units: run.iter().map(|e| e.converted(coords)).collect(),
                 }),
@@ -276,6 +280,7 @@ mod tests {
             unit: unit.into(),
             lat,
             lon,
+            at: Timestamp::from_millis(7),
             at_ms: 7,
             speed: Some(1.5),
             heading: None,
@@ -303,6 +308,7 @@ mod tests {
                 .collect();
             expected_units.sort_by(|a, b| a.unit.cmp(&b.unit));
             let expected = serde_json::to_string(&ServerMessage::Positions {
+                at: Timestamp::from_millis(42),
                 at_ms: 42,
                 units: expected_units,
             })
@@ -386,6 +392,7 @@ mod tests {
             serde_json::from_str(&text(pending.take().frame(&filter, Protocol::Json)))
                 .expect("json");
         assert_eq!(json["at_ms"], 2);
+        assert_eq!(json["at"], "1970-01-01T00:00:00.002Z");
         let got: Vec<(String, f64)> = json["units"]
             .as_array()
             .expect("units")

@@ -2,6 +2,7 @@
 //! (`fieldlink.v1.proto`, [`crate::wire`]) mirrors them field for field. `README.md` of this crate
 //! is the protocol's reference.
 
+use fieldlink_clock::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -81,7 +82,9 @@ pub struct EventMessage {
     pub subject: String,
     /// By whom.
     pub actor: String,
-    /// When, ms since the epoch.
+    /// When: RFC 3339 with milliseconds and `Z`, the protocol's time format.
+    pub at: Timestamp,
+    /// The same instant in ms since the epoch, an explicit extra for clients that count.
     pub at_ms: i64,
     /// The unit concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,7 +112,9 @@ pub struct PositionUpdate {
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
-    /// Time of the fix, ms since the epoch.
+    /// Time of the fix: RFC 3339 with milliseconds and `Z`.
+    pub at: Timestamp,
+    /// The same instant in ms since the epoch (explicit extra).
     pub at_ms: i64,
     /// m/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,7 +175,9 @@ pub enum ServerMessage {
     Event(EventMessage),
     /// Coalesced positions: the latest of each unit that moved since the last batch.
     Positions {
-        /// When the batch was sent.
+        /// When the batch was sent: RFC 3339 with milliseconds and `Z`.
+        at: Timestamp,
+        /// The same instant in ms since the epoch (explicit extra).
         at_ms: i64,
         /// One entry per unit.
         units: Vec<PositionUpdate>,

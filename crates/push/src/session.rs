@@ -38,8 +38,9 @@ use writer::write_loop;
 pub(crate) enum Outbound {
     /// A journal event, shared between sessions, converted to `Coords` when written.
     Event(Arc<JournalEvent>, Coords),
-    /// Any other message.
-    Message(ServerMessage),
+    /// Any other message (boxed: a queue slot stays the size of an event's; these are the rare
+    /// ones: hello, results, errors, orders).
+    Message(Box<ServerMessage>),
 }
 
 /// The outcome of offering something to a session.
@@ -175,7 +176,7 @@ impl SessionShared {
     }
 
     pub fn try_queue(&self, msg: ServerMessage) -> Offer {
-        match self.tx.try_send(Outbound::Message(msg)) {
+        match self.tx.try_send(Outbound::Message(Box::new(msg))) {
             Ok(()) => Offer::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => Offer::Overflow,
             Err(mpsc::error::TrySendError::Closed(_)) => Offer::NotWanted,
@@ -218,6 +219,7 @@ pub(crate) fn event_message(event: &JournalEvent, coords: Coords) -> ServerMessa
         kind: event.kind.clone(),
         subject: event.subject.clone(),
         actor: event.actor.clone(),
+        at: fieldlink_clock::Timestamp::from_millis(event.at_ms),
         at_ms: event.at_ms,
         unit: event.unit.clone(),
         lat,
@@ -314,12 +316,14 @@ pub(crate) async fn run<S>(
         protocol: protocol.name().to_owned(),
         limits: limits(config),
     };
-    let mut ok = shared.queue(Outbound::Message(hello)).await;
+    let mut ok = shared.queue(Outbound::Message(Box::new(hello))).await;
     let handset_unit = shared.principal.role.unit().filter(|_| shared.is_handset());
     if let (true, Some(unit)) = (ok, handset_unit) {
         for order in hub.backend.open_orders_for(unit).await {
             if !shared
-                .queue(Outbound::Message(ServerMessage::Order { data: order }))
+                .queue(Outbound::Message(Box::new(ServerMessage::Order {
+                    data: order,
+                })))
                 .await
             {
                 ok = false;

@@ -4,6 +4,7 @@
 //! `proto/push.proto`. Both come from the same [`ServerMessage`]/[`ClientMessage`] values, so
 //! there is one schema: the conversions here are total in both directions (tested by round trip).
 
+use fieldlink_clock::Timestamp;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -82,6 +83,15 @@ fn json_text(v: &Value) -> String {
     v.to_string()
 }
 
+/// A time field of the protobuf form: the RFC 3339 `at`, or (from a sender that leaves it
+/// empty) the `at_ms` beside it.
+fn time_of(at: &str, at_ms: i64) -> Result<Timestamp, String> {
+    if at.is_empty() {
+        return Ok(Timestamp::from_millis(at_ms));
+    }
+    Timestamp::parse_rfc3339(at).ok_or_else(|| format!("at {at} is not an RFC 3339 time"))
+}
+
 fn json_value(s: &str) -> Result<Value, String> {
     if s.is_empty() {
         return Ok(Value::Null);
@@ -146,6 +156,7 @@ pub fn server_to_proto(msg: &ServerMessage) -> pb::ServerMessage {
             kind: e.kind.clone(),
             subject: e.subject.clone(),
             actor: e.actor.clone(),
+            at: e.at.to_rfc3339(),
             at_ms: e.at_ms,
             unit: e.unit.clone(),
             lat: e.lat,
@@ -153,7 +164,8 @@ pub fn server_to_proto(msg: &ServerMessage) -> pb::ServerMessage {
             grid: e.grid.clone(),
             data_json: json_text(&e.data),
         }),
-        ServerMessage::Positions { at_ms, units } => Msg::Positions(pb::Positions {
+        ServerMessage::Positions { at, at_ms, units } => Msg::Positions(pb::Positions {
+            at: at.to_rfc3339(),
             at_ms: *at_ms,
             units: units
                 .iter()
@@ -161,6 +173,7 @@ pub fn server_to_proto(msg: &ServerMessage) -> pb::ServerMessage {
                     unit: p.unit.clone(),
                     lat: p.lat,
                     lon: p.lon,
+                    at: p.at.to_rfc3339(),
                     at_ms: p.at_ms,
                     speed: p.speed,
                     heading: p.heading,
@@ -227,6 +240,7 @@ pub fn server_from_proto(msg: pb::ServerMessage) -> Result<ServerMessage, String
             kind: e.kind,
             subject: e.subject,
             actor: e.actor,
+            at: time_of(&e.at, e.at_ms)?,
             at_ms: e.at_ms,
             unit: e.unit,
             lat: e.lat,
@@ -235,22 +249,26 @@ pub fn server_from_proto(msg: pb::ServerMessage) -> Result<ServerMessage, String
             data: json_value(&e.data_json)?,
         }),
         Msg::Positions(p) => ServerMessage::Positions {
+            at: time_of(&p.at, p.at_ms)?,
             at_ms: p.at_ms,
             units: p
                 .units
                 .into_iter()
-                .map(|p| PositionUpdate {
-                    unit: p.unit,
-                    lat: p.lat,
-                    lon: p.lon,
-                    at_ms: p.at_ms,
-                    speed: p.speed,
-                    heading: p.heading,
-                    accuracy: p.accuracy,
-                    status: p.status,
-                    grid: p.grid,
+                .map(|p| {
+                    Ok(PositionUpdate {
+                        at: time_of(&p.at, p.at_ms)?,
+                        unit: p.unit,
+                        lat: p.lat,
+                        lon: p.lon,
+                        at_ms: p.at_ms,
+                        speed: p.speed,
+                        heading: p.heading,
+                        accuracy: p.accuracy,
+                        status: p.status,
+                        grid: p.grid,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
         },
         Msg::Result(r) => ServerMessage::Result {
             id: r.id,
@@ -427,6 +445,7 @@ mod tests {
                 kind: "order_accepted".into(),
                 subject: "o1".into(),
                 actor: "u7".into(),
+                at: Timestamp::from_millis(1_700_000_000_123),
                 at_ms: 1_700_000_000_123,
                 unit: Some("u7".into()),
                 lat: Some(39.912345678),
@@ -440,6 +459,7 @@ mod tests {
                 kind: "sla_missed".into(),
                 subject: "i1".into(),
                 actor: "system".into(),
+                at: Timestamp::from_millis(0),
                 at_ms: 0,
                 unit: None,
                 lat: None,
@@ -448,12 +468,14 @@ mod tests {
                 data: Value::Null,
             }),
             ServerMessage::Positions {
+                at: Timestamp::from_millis(5),
                 at_ms: 5,
                 units: vec![
                     PositionUpdate {
                         unit: "u1".into(),
                         lat: 39.1,
                         lon: 116.2,
+                        at: Timestamp::from_millis(4),
                         at_ms: 4,
                         speed: Some(1.5),
                         heading: Some(90.0),
@@ -465,6 +487,7 @@ mod tests {
                         unit: "u2".into(),
                         lat: -1.0,
                         lon: 0.0,
+                        at: Timestamp::from_millis(3),
                         at_ms: 3,
                         speed: None,
                         heading: None,

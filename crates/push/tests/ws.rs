@@ -627,6 +627,7 @@ fn position(unit: &str, lat: f64, lon: f64) -> PositionUpdate {
         unit: unit.into(),
         lat,
         lon,
+        at: fieldlink_clock::Timestamp::from_millis(1_000_000),
         at_ms: 1_000_000,
         speed: None,
         heading: None,

@@ -2,16 +2,20 @@
 //!
 //! `app(state)` builds the router without a socket, so tests can drive it directly; `serve`
 //! runs it on a listener until shutdown. Health and metrics need no token; everything under
-//! `/api/v1` needs `Authorization: Bearer <token>` with a role that allows the call.
+//! `/api/v1` needs `Authorization: Bearer <token>` with a role that allows the call. Every error
+//! answer is `{"error": {"code", "message"}}` (`http/error.rs`), axum's own refusals included
+//! (`http/extract.rs` and the fallbacks below).
 
 mod alarms;
 mod auth;
 pub(crate) mod commands;
 mod dispatch;
 mod error;
+mod extract;
 mod location;
 mod ops;
 mod params;
+mod reject;
 mod reports;
 mod talkgroups;
 mod track;
@@ -21,6 +25,7 @@ mod ws;
 mod zones;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -108,7 +113,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/ws-ticket", post(ws::ticket))
         .route("/ws", axum::routing::any(ws::command_room))
         .route("/ws/handset", axum::routing::any(ws::handset))
+        // Unknown paths and wrong methods answer the API's error shape too (axum adds `Allow`
+        // to the 405).
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state)
 }
 

@@ -207,6 +207,7 @@ pub fn position(state: &AppState, unit: &str, fix: &fieldlink_location::Fix, gri
         unit: unit.to_owned(),
         lat: fix.lat,
         lon: fix.lon,
+        at: fix.fix_time,
         at_ms: fix.fix_time.as_millis(),
         speed: fix.speed_mps.map(f64::from),
         heading: fix.heading_deg.map(f64::from),
@@ -424,6 +425,7 @@ fn units(state: &AppState, core: &Dispatcher, filter: &Filter) -> Vec<Value> {
             "status": status,
             "lat": lat,
             "lon": lon,
+            "at": s.map(|s| s.fix.fix_time),
             "at_ms": s.map(|s| s.fix.fix_time.as_millis()),
         }));
     }

@@ -439,7 +439,7 @@ async fn run(store: Store) {
         *by_marker
             .entry(i["description"].as_str().unwrap_or_default().to_string())
             .or_default() += 1;
-        created_at.insert(id, i["created_at"].as_i64().expect("created_at"));
+        created_at.insert(id, api_time_ms(&i["created_at"]));
     }
     let duplicates: Vec<_> = (by_request.iter())
         .filter(|(_, ids)| ids.len() > 1)
@@ -482,7 +482,7 @@ async fn run(store: Store) {
         per_incident
             .entry(incident)
             .or_default()
-            .push(a["raised_at"].as_i64().expect("raised_at"));
+            .push(api_time_ms(&a["raised_at"]));
     }
     let missing: Vec<_> = (created_at.keys())
         .filter(|id| !per_incident.contains_key(*id))
@@ -547,4 +547,12 @@ async fn kill9_during_concurrent_posts_loses_nothing_postgres() {
     })
     .await;
     fieldlink_store::testing::drop_schema(&cfg).await;
+}
+
+/// Milliseconds since the epoch of an API time (RFC 3339).
+fn api_time_ms(v: &Value) -> i64 {
+    (v.as_str()
+        .and_then(fieldlink_clock::Timestamp::parse_rfc3339))
+    .unwrap_or_else(|| panic!("{v} is not an RFC 3339 time"))
+    .as_millis()
 }

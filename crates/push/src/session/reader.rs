@@ -83,7 +83,7 @@ impl Reader<'_> {
     }
 
     async fn send(&self, msg: ServerMessage) -> Flow {
-        if self.shared.queue(Outbound::Message(msg)).await {
+        if self.shared.queue(Outbound::Message(Box::new(msg))).await {
             Flow::Continue
         } else {
             Flow::Stop

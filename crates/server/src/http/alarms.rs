@@ -2,7 +2,7 @@
 //! rules), listed for viewers, acknowledged and resolved by a named dispatcher.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use fieldlink_dispatch::{Actor, AlarmId};
 use fieldlink_store::Role;
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::auth::Authenticated;
 use super::dispatch::StatusQuery;
 use super::error::ApiError;
+use super::extract::{OptionalJson, Path, Query};
 use crate::state::AppState;
 
 /// `GET /api/v1/alarms?status=raised|acknowledged|resolved`: newest first.
@@ -79,10 +80,10 @@ pub async fn resolve(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    body: Option<Json<ResolveBody>>,
+    OptionalJson(body): OptionalJson<ResolveBody>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let note = body.and_then(|Json(b)| b.note);
+    let note = body.note;
     Ok(Json(resolve_with(&state, caller, id, note).await?))
 }
 

@@ -70,7 +70,9 @@ struct OnAlarm {
 
 fn args<T: DeserializeOwned>(op: &str, v: Value) -> Result<T, ApiError> {
     let v = if v.is_null() { json!({}) } else { v };
-    serde_json::from_value(v).map_err(|e| ApiError::bad_request("bad_args", format!("{op}: {e}")))
+    super::extract::from_value(v).map_err(|e| {
+        ApiError::bad_request("bad_args", format!("{op}: {}", e.message)).with_field(e.field)
+    })
 }
 
 /// Runs `op` for the dispatcher named `caller` (the hub checked the role).

@@ -7,8 +7,7 @@
 //! (`DispatchError::code`, mapped in `error.rs`).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use fieldlink_dispatch::{
     Candidate, Change, Dispatcher, IncidentId, IncidentKind, IncidentSource, LatLon, NewIncident,
@@ -20,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::{OptionalJson, Path, Query};
 use crate::dispatch::{grid_at, near};
 use crate::state::AppState;
 
@@ -94,10 +94,9 @@ fn incident_view(core: &Dispatcher, id: &IncidentId) -> Result<Value, ApiError> 
 pub async fn create(
     State(state): State<AppState>,
     auth: Authenticated,
-    bytes: Bytes,
+    super::extract::Json(b): super::extract::Json<NewIncidentBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: NewIncidentBody = super::params::body(&bytes)?;
     let (created, view) = create_incident(&state, caller, b).await?;
     let status = if created {
         StatusCode::CREATED
@@ -219,10 +218,9 @@ pub async fn dispatch(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    bytes: Bytes,
+    OptionalJson(b): OptionalJson<DispatchBody>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: DispatchBody = super::params::optional_body(&bytes)?;
     Ok(Json(dispatch_incident(&state, caller, id, b).await?))
 }
 
@@ -284,10 +282,9 @@ pub async fn reinforce(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    bytes: Bytes,
+    OptionalJson(b): OptionalJson<ReinforceBody>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: ReinforceBody = super::params::optional_body(&bytes)?;
     Ok(Json(reinforce_incident(&state, caller, id, b).await?))
 }
 
@@ -330,10 +327,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    bytes: Bytes,
+    super::extract::Json(b): super::extract::Json<CancelBody>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: CancelBody = super::params::body(&bytes)?;
     Ok(Json(cancel_order(&state, caller, id, b).await?))
 }
 

@@ -1,7 +1,10 @@
 //! API errors: one type, mapped to a JSON response in one place.
 //!
 //! Every error has a stable machine `code` and a `message` in words a dispatcher understands:
-//! `{"error": {"code": "unit_not_found", "message": "no unit has the id \"x\""}}`.
+//! `{"error": {"code": "unit_not_found", "message": "no unit has the id \"x\""}}`, plus `field`
+//! when one field of a body or query was wrong. axum's own refusals (a body that is not JSON,
+//! a wrong method, an unknown path) come here too, through the extractors of `extract.rs` and
+//! the router's fallbacks, so every error answer of the API has this one shape.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -21,6 +24,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// The field of the body or query that was wrong (`units[0]`, `filter.bbox`), if one was.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -30,7 +35,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// The same error, naming the field that was wrong.
+    pub fn with_field(mut self, field: Option<String>) -> Self {
+        self.field = field;
+        self
     }
 
     /// 400 with a code.
@@ -78,8 +90,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
 

@@ -8,13 +8,14 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use fieldlink_location::{CoordSystem, Presence};
 use fieldlink_store::{Role, UnitRecord};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::Query;
 use super::units::UnitView;
 use crate::state::AppState;
 

@@ -1,8 +1,8 @@
-//! Operational endpoints: liveness, readiness, Prometheus metrics, and the 404 answer.
+//! Operational endpoints: liveness, readiness, Prometheus metrics, and the 404 and 405 answers.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -52,6 +52,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// A path that exists, with a method it does not take; axum adds the `Allow` header.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}; the Allow header lists the methods it takes",
+            uri.path()
+        ),
+    )
 }
 
 /// Any other path.

@@ -1,9 +1,7 @@
-//! Request parts several endpoints read the same way: RFC 3339 times in a query, and an
-//! optional JSON body (absent or blank means the defaults).
+//! Request parts several endpoints read the same way: RFC 3339 times in a query. (Bodies are
+//! read by the extractors of `extract.rs`.)
 
-use axum::body::Bytes;
 use fieldlink_clock::Timestamp;
-use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
@@ -18,17 +16,4 @@ pub fn time(raw: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError
             )
         }),
     }
-}
-
-/// A JSON body that may be left out: absent or blank is `T::default()`.
-pub fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    body(bytes)
-}
-
-/// A JSON body, required.
-pub fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("bad_body", e.to_string()))
 }

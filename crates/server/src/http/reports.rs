@@ -5,7 +5,7 @@
 //! grouping and the format, and answers JSON or CSV (`text/csv`).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use fieldlink_dispatch::{GroupBy, supervision_report};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::Query;
 use crate::state::AppState;
 
 /// The period answered when `from` is not given: this long before `to`.

@@ -6,8 +6,7 @@
 //! (`intercom.dispatcher_precedence`).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use fieldlink_intercom::{Actor, Effect, FloorPriority, Intercom, Party, Talkgroup, TalkgroupId};
 use fieldlink_store::Role;
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::{OptionalJson, Path, Query};
 use crate::state::AppState;
 
 /// Most log rows one call answers.
@@ -76,11 +76,17 @@ pub async fn put(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    bytes: Bytes,
+    super::extract::Json(mut body): super::extract::Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let mut body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+    if !body.is_object() {
+        // Indexing anything else by "id" below would panic.
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_body",
+            "the body must be a talkgroup object: {\"name\", \"mode\", \"units\", ...}",
+        ));
+    }
     match body.get("id") {
         None => body["id"] = json!(id),
         Some(v) if v == &json!(id) => {}
@@ -91,8 +97,7 @@ pub async fn put(
             ));
         }
     }
-    let spec: Talkgroup = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+    let spec: Talkgroup = super::extract::from_value(body)?;
     let g = spec.id.clone();
     if state.intercom.is_configured(&g) {
         return Err(read_only(&g));
@@ -197,10 +202,9 @@ pub async fn take_floor(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    bytes: Bytes,
+    OptionalJson(body): OptionalJson<FloorBody>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let body: FloorBody = super::params::optional_body(&bytes)?;
     Ok(Json(
         request_floor(&state, &caller, id, body.priority).await?,
     ))

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use fieldlink_location::{CoordSystem, FilterReason, Track, TrackPoint};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use super::location::{parse_coords, parse_flag};
 use super::units::unit_not_found;
 use crate::state::AppState;

@@ -6,7 +6,7 @@
 //! the core, let it go, and only then take the tracker.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use std::collections::HashMap;
 
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::{Json as JsonBody, Path, Query};
 use super::location::{Bbox, parse_coords, parse_status};
 use crate::provision::{self, UnitSpec};
 use crate::state::AppState;
@@ -252,7 +253,7 @@ pub struct IssuedUnit {
 pub async fn create(
     State(state): State<AppState>,
     auth: Authenticated,
-    Json(body): Json<NewUnitBody>,
+    JsonBody(body): JsonBody<NewUnitBody>,
 ) -> Result<(StatusCode, Json<IssuedUnit>), ApiError> {
     auth.require(Role::Admin)?;
     let id =

@@ -4,8 +4,7 @@
 //! Positions answered and points sent are in the caller's `coords` (WGS-84 by default).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use fieldlink_location::CoordSystem;
 use fieldlink_store::Role;
@@ -15,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::{Body, OptionalJson, Path, Query};
 use super::location::parse_coords;
 use crate::state::AppState;
 use crate::video::VideoCommandError;
@@ -142,14 +142,12 @@ pub async fn import(
     State(state): State<AppState>,
     auth: Authenticated,
     headers: HeaderMap,
-    bytes: Bytes,
+    Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
+    let csv = camera_body_is_csv(&headers)?;
     let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::bad_request("bad_body", "the body must be UTF-8 text"))?;
-    let csv = (headers.get(header::CONTENT_TYPE))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/csv"));
+        .map_err(|_| ApiError::bad_request("bad_cameras", "the body must be UTF-8 text"))?;
     let parsed = if csv {
         fieldlink_video::cameras_from_csv(text, CoordSystem::Wgs84)
     } else {
@@ -174,6 +172,29 @@ pub async fn import(
         })
         .await?;
     Ok(Json(summary))
+}
+
+/// Whether a camera import is CSV (`text/csv`) or GeoJSON (a JSON type, or no Content-Type);
+/// 415 for anything else.
+fn camera_body_is_csv(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let given = (headers.get(header::CONTENT_TYPE)).map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let essence = (given.as_deref())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("text/csv") => Ok(true),
+        None | Some("application/json") => Ok(false),
+        Some(m) if m.starts_with("application/") && m.ends_with("+json") => Ok(false),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "send cameras as GeoJSON (Content-Type: application/geo+json or application/json) \
+                 or CSV (Content-Type: text/csv); got {}",
+                given.unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// `POST /api/v1/units/{id}/video/start` body (optional).
@@ -248,10 +269,9 @@ pub async fn start(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(unit): Path<String>,
-    bytes: Bytes,
+    OptionalJson(b): OptionalJson<StartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: StartBody = super::params::optional_body(&bytes)?;
     let v = start_video(&state, &caller, unit, b).await?;
     Ok((StatusCode::ACCEPTED, Json(v)))
 }
@@ -269,10 +289,9 @@ pub async fn stop(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(stream): Path<String>,
-    bytes: Bytes,
+    OptionalJson(b): OptionalJson<StopBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
-    let b: StopBody = super::params::optional_body(&bytes)?;
     let id = fieldlink_store::generate_id("vr");
     let request = RequestId::from(id.as_str());
     let s = StreamId::from(stream.as_str());

@@ -6,8 +6,7 @@
 //! FeatureCollections. Reads need a viewer token, writes a dispatcher (or admin) token.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use fieldlink_location::{Zone, ZoneKind};
 use fieldlink_store::{Role, UnitRecord};
@@ -15,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::extract::{JsonBytes, Path, Query};
 use super::location::parse_coords;
 use super::units::UnitView;
 use crate::state::AppState;
@@ -87,7 +87,7 @@ pub async fn get_one<const GRID: bool>(
 pub async fn create<const GRID: bool>(
     State(state): State<AppState>,
     auth: Authenticated,
-    body: Bytes,
+    JsonBytes(body): JsonBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let (zone, members, alarm_on) = parse(&state, &body, kind(GRID), None)?;
@@ -111,7 +111,7 @@ pub async fn put<const GRID: bool>(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBytes(body): JsonBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = auth.require(Role::Dispatcher)?.name.clone();
     let (zone, members, alarm_on) = parse(&state, &body, kind(GRID), Some(&id))?;
