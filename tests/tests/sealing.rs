@@ -64,10 +64,10 @@ async fn spy(
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     subacks += 1;
-                    if subacks == want {
-                        if let Some(done) = subscribed_tx.take() {
-                            let _ = done.send(());
-                        }
+                    if subacks == want
+                        && let Some(done) = subscribed_tx.take()
+                    {
+                        let _ = done.send(());
                     }
                 }
                 Ok(_) => {}

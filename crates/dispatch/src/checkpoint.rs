@@ -86,10 +86,10 @@ impl Dispatcher {
     }
 
     fn remember(&mut self, unit: &UnitId) {
-        if let Some(undo) = &mut self.undo {
-            if !undo.contains_key(unit) {
-                undo.insert(unit.clone(), self.state.responders.get(unit).cloned());
-            }
+        if let Some(undo) = &mut self.undo
+            && !undo.contains_key(unit)
+        {
+            undo.insert(unit.clone(), self.state.responders.get(unit).cloned());
         }
     }
 }

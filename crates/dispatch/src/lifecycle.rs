@@ -168,12 +168,11 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        if to.is_terminal() {
-            if let Some(r) = self.existing_responder_mut(&unit) {
-                if r.order.as_ref() == Some(order) {
-                    r.order = None;
-                }
-            }
+        if to.is_terminal()
+            && let Some(r) = self.existing_responder_mut(&unit)
+            && r.order.as_ref() == Some(order)
+        {
+            r.order = None;
         }
         // Timers that can no longer matter are dropped now, so the store's timer table stays
         // small (a timer that fires anyway re-checks and does nothing).

@@ -121,15 +121,15 @@ impl Filter {
                 return false;
             }
         }
-        if let (Some(want), Some(grid)) = (&self.grid, grid) {
-            if want != grid {
-                return false;
-            }
+        if let (Some(want), Some(grid)) = (&self.grid, grid)
+            && want != grid
+        {
+            return false;
         }
-        if let (Some(units), Some(unit)) = (&self.units, unit) {
-            if !units.iter().any(|u| u == unit) {
-                return false;
-            }
+        if let (Some(units), Some(unit)) = (&self.units, unit)
+            && !units.iter().any(|u| u == unit)
+        {
+            return false;
         }
         true
     }

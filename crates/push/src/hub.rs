@@ -249,10 +249,11 @@ impl Hub {
 
     /// The principal of a ticket (64 hex digits, redeemed once) or else of a bearer token.
     pub(crate) async fn authenticate(&self, token: &str) -> Option<crate::principal::Principal> {
-        if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
-            if let Some(principal) = self.tickets.redeem(token, self.clock.now()) {
-                return Some(principal);
-            }
+        if token.len() == 64
+            && token.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Some(principal) = self.tickets.redeem(token, self.clock.now())
+        {
+            return Some(principal);
         }
         self.backend.authenticate_token(token).await
     }

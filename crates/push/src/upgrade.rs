@@ -69,10 +69,10 @@ enum Credential<'a> {
 }
 
 fn credential<B>(req: &Request<B>) -> Credential<'_> {
-    if let Some(auth) = header_str(req.headers(), header::AUTHORIZATION) {
-        if let Some(token) = auth.strip_prefix("Bearer ") {
-            return Credential::Bearer(token.trim());
-        }
+    if let Some(auth) = header_str(req.headers(), header::AUTHORIZATION)
+        && let Some(token) = auth.strip_prefix("Bearer ")
+    {
+        return Credential::Bearer(token.trim());
     }
     match query_param(req.uri().query(), "ticket") {
         Some(ticket) => Credential::Ticket(ticket),
@@ -163,11 +163,11 @@ pub async fn upgrade(hub: Arc<Hub>, endpoint: Endpoint, mut req: Request<Body>) 
             "the token or ticket is not valid",
         );
     }
-    if let Some(p) = &principal {
-        if let Err(why) = admits(endpoint, p) {
-            bump(&counters.refused_role);
-            return refuse(StatusCode::FORBIDDEN, "wrong_endpoint", why);
-        }
+    if let Some(p) = &principal
+        && let Err(why) = admits(endpoint, p)
+    {
+        bump(&counters.refused_role);
+        return refuse(StatusCode::FORBIDDEN, "wrong_endpoint", why);
     }
 
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -93,7 +93,7 @@ const TYPES: [UnitType; 4] = [
 
 /// Half the units can take medical incidents.
 fn skills(i: usize) -> Vec<String> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         vec!["first_aid".to_owned()]
     } else {
         Vec::new()

@@ -624,11 +624,11 @@ impl Counter {
         }
         let now = wall_ms();
         self.gps.fetch_add(1, Ordering::Relaxed);
-        if let Ok(report) = v1::GpsReport::decode(payload) {
-            if let Some(fix) = report.fixes.first() {
-                let ms = (now - fix.fix_time_ms).clamp(0, HIST_MS as i64) as usize;
-                self.hist[ms].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Ok(report) = v1::GpsReport::decode(payload)
+            && let Some(fix) = report.fixes.first()
+        {
+            let ms = (now - fix.fix_time_ms).clamp(0, HIST_MS as i64) as usize;
+            self.hist[ms].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -1089,15 +1089,15 @@ impl Fleets {
     async fn sent(&mut self) -> (u64, u64) {
         let (mut sent, mut connected) = (0, 0);
         for (_, w) in &mut self.workers {
-            if w.send("stats").await.is_ok() {
-                if let Ok(l) = w.line("stats", Duration::from_secs(10)).await {
-                    let mut it = l
-                        .split_whitespace()
-                        .skip(1)
-                        .map(|v| v.parse::<u64>().unwrap_or(0));
-                    sent += it.next().unwrap_or(0);
-                    connected += it.next().unwrap_or(0);
-                }
+            if w.send("stats").await.is_ok()
+                && let Ok(l) = w.line("stats", Duration::from_secs(10)).await
+            {
+                let mut it = l
+                    .split_whitespace()
+                    .skip(1)
+                    .map(|v| v.parse::<u64>().unwrap_or(0));
+                sent += it.next().unwrap_or(0);
+                connected += it.next().unwrap_or(0);
             }
         }
         (sent, connected)
@@ -1275,22 +1275,19 @@ async fn ramp(
             "notes": notes.join("; "),
         });
         println!("step {v}");
-        if Some(n) == last_step {
-            if let (Ok(perf_dir), System::Fieldlink { .. }) =
+        if Some(n) == last_step
+            && let (Ok(perf_dir), System::Fieldlink { .. }) =
                 (std::env::var("FIELDLINK_LOAD_PERF_DIR"), &*system)
-            {
-                perf_record(&perf_dir, target, n).await;
-            }
+        {
+            perf_record(&perf_dir, target, n).await;
         }
     }
-    if soak_only {
-        if let System::Fieldlink { state, .. } = &*system {
-            let units = soak_units();
-            fleets.grow_to(units, dir, broker).await?;
-            tokio::time::sleep(settle).await;
-            let s = soak(state, &fleets, units).await;
-            println!("soak {s}");
-        }
+    if soak_only && let System::Fieldlink { state, .. } = &*system {
+        let units = soak_units();
+        fleets.grow_to(units, dir, broker).await?;
+        tokio::time::sleep(settle).await;
+        let s = soak(state, &fleets, units).await;
+        println!("soak {s}");
     }
     fleets.kill_all().await;
     Ok(())
@@ -1480,10 +1477,10 @@ async fn click_rounds(
                         .next_downlink(Duration::from_secs(30))
                         .await
                         .ok_or_else(|| anyhow!("no work order within 30 s"))?;
-                    if let Some(v1::downlink::Body::Order(o)) = &d.body {
-                        if o.incident_id == id {
-                            return Ok::<f64, anyhow::Error>(t.elapsed().as_secs_f64() * 1e3);
-                        }
+                    if let Some(v1::downlink::Body::Order(o)) = &d.body
+                        && o.incident_id == id
+                    {
+                        return Ok::<f64, anyhow::Error>(t.elapsed().as_secs_f64() * 1e3);
                     }
                 }
             };

@@ -588,13 +588,13 @@ async fn floor_rounds(
         loop {
             let d = (h.next_downlink(Duration::from_secs(120)).await)
                 .ok_or_else(|| anyhow!("no floor answer to {id} within 120 s"))?;
-            if let Some(v1::downlink::Body::Floor(f)) = &d.body {
-                if f.request_id == id {
-                    if !matches!(f.answer, Some(v1::floor_answer::Answer::Granted(_))) {
-                        bail!("{id} was not granted: {:?}", f.answer);
-                    }
-                    break;
+            if let Some(v1::downlink::Body::Floor(f)) = &d.body
+                && f.request_id == id
+            {
+                if !matches!(f.answer, Some(v1::floor_answer::Answer::Granted(_))) {
+                    bail!("{id} was not granted: {:?}", f.answer);
                 }
+                break;
             }
         }
         ms.push(t.elapsed().as_secs_f64() * 1e3);

@@ -89,10 +89,8 @@ pub async fn run(
     )
     .await;
     server.shutdown(Duration::from_secs(5)).await;
-    if temporary {
-        if let Err(e) = std::fs::remove_dir_all(&data_dir) {
-            tracing::warn!(dir = %data_dir.display(), error = %e, "could not remove the demo's data directory");
-        }
+    if temporary && let Err(e) = std::fs::remove_dir_all(&data_dir) {
+        tracing::warn!(dir = %data_dir.display(), error = %e, "could not remove the demo's data directory");
     }
     result
 }

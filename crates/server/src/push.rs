@@ -193,10 +193,10 @@ pub fn handset_message(effect: &Effect) -> Option<(&UnitId, Value)> {
 /// Sends the handset effects of a committed outcome to the handsets holding a WebSocket.
 pub fn deliver_to_handsets(state: &AppState, effects: &[Effect]) {
     for effect in effects {
-        if let Some((unit, message)) = handset_message(effect) {
-            if state.push.to_handset(unit.as_str(), message) {
-                state.metrics.ws_orders_delivered.inc();
-            }
+        if let Some((unit, message)) = handset_message(effect)
+            && state.push.to_handset(unit.as_str(), message)
+        {
+            state.metrics.ws_orders_delivered.inc();
         }
     }
 }

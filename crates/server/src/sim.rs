@@ -91,7 +91,7 @@ pub fn unit_ids(prefix: &str, n: usize) -> Result<Vec<UnitId>> {
 
 /// Whether the `i`-th simulated unit has the `first_aid` skill (a third of them).
 pub fn has_first_aid(i: usize) -> bool {
-    i % 3 == 0
+    i.is_multiple_of(3)
 }
 
 /// Registers every unit through the API; returns ids and secrets in `ids` order.

@@ -216,14 +216,23 @@ async fn what_the_cli_makes_beside_a_running_server_works_as_it_says() {
     let server = tokio::task::block_in_place(|| Running::start(dir.path(), &[]));
     let ports = server.1;
 
-    let out = cli(dir.path(), &["tokens", "add", "wall display", "--role", "viewer"]);
-    assert!(out.contains("works on a running fieldlink at once"), "{out}");
+    let out = cli(
+        dir.path(),
+        &["tokens", "add", "wall display", "--role", "viewer"],
+    );
+    assert!(
+        out.contains("works on a running fieldlink at once"),
+        "{out}"
+    );
     let token = (out.split_whitespace())
         .find(|w| w.starts_with("fl_tok_"))
         .expect("a token")
         .to_owned();
     let status = tokio::task::block_in_place(|| get(ports.http, "/api/v1/units", Some(&token)));
-    assert!(status.is_some_and(|s| s.contains(" 200 ")), "the first call");
+    assert!(
+        status.is_some_and(|s| s.contains(" 200 ")),
+        "the first call"
+    );
 
     let out = cli(dir.path(), &["units", "add", "patrol-09"]);
     assert!(out.contains("lets its handset in within 3 s"), "{out}");
@@ -232,7 +241,9 @@ async fn what_the_cli_makes_beside_a_running_server_works_as_it_says() {
     let mut tries = 0;
     loop {
         tries += 1;
-        if connack(ports.mqtt, "patrol-09", &secret).await == Some(rumqttc::ConnectReturnCode::Success) {
+        if connack(ports.mqtt, "patrol-09", &secret).await
+            == Some(rumqttc::ConnectReturnCode::Success)
+        {
             break;
         }
         assert!(
@@ -252,7 +263,9 @@ async fn connack(port: u16, unit: &str, secret: &str) -> Option<rumqttc::Connect
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match events.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => return Some(ack.code),
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                    return Some(ack.code);
+                }
                 Ok(_) => {}
                 Err(rumqttc::ConnectionError::ConnectionRefused(code)) => return Some(code),
                 Err(_) => return None,

@@ -191,13 +191,13 @@ impl Handset {
             Ok(Err(e)) => return Err(connect_error(&cfg, e)),
             Ok(Ok(p)) => p,
         };
-        if let Packet::SubAck(ack) = suback {
-            if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
-                return Err(SimError::SubscribeRefused {
-                    unit: cfg.unit.clone(),
-                    topic: down,
-                });
-            }
+        if let Packet::SubAck(ack) = suback
+            && ack.return_codes.contains(&SubscribeReasonCode::Failure)
+        {
+            return Err(SimError::SubscribeRefused {
+                unit: cfg.unit.clone(),
+                topic: down,
+            });
         }
         let shared = Arc::new(Shared::default());
         let (tx, downlinks) = mpsc::channel(cfg.downlink_capacity.max(1));
@@ -257,10 +257,10 @@ impl Handset {
     /// and waits briefly for the event loop to finish.
     pub async fn disconnect(mut self) -> Result<(), SimError> {
         let sent = self.client.disconnect().await;
-        if let Some(mut task) = self.task.take() {
-            if timeout(Duration::from_secs(2), &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.task.take()
+            && timeout(Duration::from_secs(2), &mut task).await.is_err()
+        {
+            task.abort();
         }
         self.lock_acks().fail_all("the handset disconnected");
         sent.map_err(|_| self.disconnected())

@@ -535,18 +535,18 @@ impl Responder {
         match &downlink.body {
             Some(Body::Order(order)) => self.on_order(now, order, &mut out),
             Some(Body::OrderUpdated(u)) => {
-                if self.current_order() == Some(u.order_id.as_str()) {
-                    if let Some(to) = u.location.as_ref().map(|p| (p.lat, p.lon)) {
-                        let here = self.position(now);
-                        match &mut self.mode {
-                            Mode::EnRoute { job, from, depart } => {
-                                job.to = to;
-                                *from = here;
-                                *depart = now;
-                            }
-                            Mode::Offered { job, .. } => job.to = to,
-                            _ => {}
+                if self.current_order() == Some(u.order_id.as_str())
+                    && let Some(to) = u.location.as_ref().map(|p| (p.lat, p.lon))
+                {
+                    let here = self.position(now);
+                    match &mut self.mode {
+                        Mode::EnRoute { job, from, depart } => {
+                            job.to = to;
+                            *from = here;
+                            *depart = now;
                         }
+                        Mode::Offered { job, .. } => job.to = to,
+                        _ => {}
                     }
                 }
             }

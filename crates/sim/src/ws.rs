@@ -227,10 +227,10 @@ impl WsHandset {
     /// Closes the session cleanly (a close frame) and waits briefly for the server's reply.
     pub async fn close(mut self) {
         let _ = self.requests.send(Request::Close).await;
-        if let Some(mut task) = self.task.take() {
-            if timeout(Duration::from_secs(2), &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.task.take()
+            && timeout(Duration::from_secs(2), &mut task).await.is_err()
+        {
+            task.abort();
         }
     }
 

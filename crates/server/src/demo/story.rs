@@ -234,21 +234,22 @@ impl Story {
                 Told::default()
             });
             let unit = &o.unit;
-            if !told.accepted {
-                if let Some(at) = o.accepted_at {
-                    told.accepted = true;
-                    look.lines.push(format!(
-                        "{unit} accepted incident #{n} after {}.",
-                        seconds(at.since(o.created_at))
-                    ));
-                }
+            if !told.accepted
+                && let Some(at) = o.accepted_at
+            {
+                told.accepted = true;
+                look.lines.push(format!(
+                    "{unit} accepted incident #{n} after {}.",
+                    seconds(at.since(o.created_at))
+                ));
             }
-            if !told.on_scene {
-                if let Some(at) = o.on_scene_at {
-                    told.on_scene = true;
-                    let asked = (o.reinforcement)
-                        .and_then(|seq| incident.reinforcements.iter().find(|r| r.seq == seq));
-                    look.lines.push(match asked {
+            if !told.on_scene
+                && let Some(at) = o.on_scene_at
+            {
+                told.on_scene = true;
+                let asked = (o.reinforcement)
+                    .and_then(|seq| incident.reinforcements.iter().find(|r| r.seq == seq));
+                look.lines.push(match asked {
                         Some(r) => format!(
                             "{unit} is on scene at incident #{n} as reinforcement, {} after it was asked for.",
                             seconds(at.since(r.requested_at))
@@ -258,15 +259,14 @@ impl Story {
                             seconds(at.since(incident.created_at))
                         ),
                     });
-                    if o.reinforcement.is_none()
-                        && needs_reinforcement(incident)
-                        && self.reinforced.insert(incident.id.clone())
-                    {
-                        look.lines.push(format!(
-                            "{unit} asks for one more responder at incident #{n}."
-                        ));
-                        look.to_reinforce.push(incident.id.clone());
-                    }
+                if o.reinforcement.is_none()
+                    && needs_reinforcement(incident)
+                    && self.reinforced.insert(incident.id.clone())
+                {
+                    look.lines.push(format!(
+                        "{unit} asks for one more responder at incident #{n}."
+                    ));
+                    look.to_reinforce.push(incident.id.clone());
                 }
             }
             if !told.ended && o.state.is_terminal() {

@@ -32,10 +32,10 @@ pub(super) async fn wait_for(
     want: impl Fn(&Packet) -> bool,
 ) -> Result<Packet, ConnectionError> {
     loop {
-        if let Event::Incoming(p) = eventloop.poll().await? {
-            if want(&p) {
-                return Ok(p);
-            }
+        if let Event::Incoming(p) = eventloop.poll().await?
+            && want(&p)
+        {
+            return Ok(p);
         }
     }
 }

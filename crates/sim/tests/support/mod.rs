@@ -93,10 +93,10 @@ impl Observer {
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         subacks += 1;
-                        if subacks == want {
-                            if let Some(s) = subscribed_tx.take() {
-                                let _ = s.send(());
-                            }
+                        if subacks == want
+                            && let Some(s) = subscribed_tx.take()
+                        {
+                            let _ = s.send(());
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
