@@ -31,21 +31,44 @@ async fn sql(data: &Path, sql: &str) {
     conn.close().await.expect("close");
 }
 
-/// An incident with an order at u000 (u001 is next nearest); returns (incident, order).
-async fn dispatched(
-    srv: &TestServer,
-    clock: &fieldlink_clock::ManualClock,
-    a: &mut fieldlink_sim::Handset,
-    b: &fieldlink_sim::Handset,
-) -> (String, String) {
+/// A server on a data directory of the test's, two handsets, and an incident whose order is at
+/// u000 (u001 is next nearest).
+struct Scene {
+    srv: TestServer,
+    clock: std::sync::Arc<fieldlink_clock::ManualClock>,
+    dir: tempfile::TempDir,
+    a: fieldlink_sim::Handset,
+    b: fieldlink_sim::Handset,
+    incident: String,
+    order: String,
+}
+
+async fn dispatched() -> Scene {
+    let clock = manual_clock();
+    let dir = tempfile::tempdir().expect("dir");
+    let opts = Options {
+        units: 2,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let srv = TestServer::start_with_clock(opts, clock.clone()).await;
+    let (mut a, b) = (srv.handset(0).await, srv.handset(1).await);
     let body = json!({"kind": "dispute", "lat": SITE.0, "lon": SITE.1, "description": "noise"});
     let (status, body) = srv.post("/api/v1/incidents", Some(&srv.admin), body).await;
     assert_eq!(status, 201, "{body}");
     let incident = body["incident"]["id"].as_str().expect("id").to_owned();
-    place(srv, clock, a, b, &incident).await;
-    let order = one_click(srv, &incident, "u000").await;
-    downlink(a, "the work order at A", work_order).await;
-    (incident, order)
+    place(&srv, &clock, &a, &b, &incident).await;
+    let order = one_click(&srv, &incident, "u000").await;
+    downlink(&mut a, "the work order at A", work_order).await;
+    Scene {
+        srv,
+        clock,
+        dir,
+        a,
+        b,
+        incident,
+        order,
+    }
 }
 
 async fn order_state(srv: &TestServer, order: &str) -> Value {
@@ -55,16 +78,15 @@ async fn order_state(srv: &TestServer, order: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stale_outbox_row_of_the_same_message_does_not_stop_the_reassignment() {
-    let clock = manual_clock();
-    let dir = tempfile::tempdir().expect("dir");
-    let opts = Options {
-        units: 2,
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let srv = TestServer::start_with_clock(opts, clock.clone()).await;
-    let (mut a, mut b) = (srv.handset(0).await, srv.handset(1).await);
-    let (incident, order) = dispatched(&srv, &clock, &mut a, &b).await;
+    let Scene {
+        srv,
+        clock,
+        dir,
+        mut a,
+        mut b,
+        incident,
+        order,
+    } = dispatched().await;
     // What the second process had written: the reassignment notice under the message's own id.
     sql(
         dir.path(),
@@ -102,16 +124,15 @@ async fn a_stale_outbox_row_of_the_same_message_does_not_stop_the_reassignment()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_refusing_writes_makes_readyz_503_and_the_loop_recovers() {
-    let clock = manual_clock();
-    let dir = tempfile::tempdir().expect("dir");
-    let opts = Options {
-        units: 2,
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let srv = TestServer::start_with_clock(opts, clock.clone()).await;
-    let (mut a, mut b) = (srv.handset(0).await, srv.handset(1).await);
-    let (incident, order) = dispatched(&srv, &clock, &mut a, &b).await;
+    let Scene {
+        srv,
+        clock,
+        dir,
+        mut a,
+        mut b,
+        incident,
+        order,
+    } = dispatched().await;
     assert_eq!(srv.get("/readyz", None).await.0, 200);
 
     sql(
