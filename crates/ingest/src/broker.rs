@@ -392,10 +392,14 @@ impl EmbeddedBroker {
         }
 
         let listening = Arc::new(AtomicBool::new(true));
-        let listen = if cfg.plain {
-            cfg.listen
-        } else {
-            cfg.tls.as_ref().map_or(cfg.listen, |tls| tls.listen)
+        // The address handsets dial: the plain listener's, else the TLS one's, as bound, so
+        // that port 0 in the config names the port the system chose.
+        let listen = match listeners.first() {
+            Some((listener, _)) => (listener.local_addr()).map_err(|source| IngestError::Bind {
+                addr: cfg.listen,
+                source,
+            })?,
+            None => cfg.listen,
         };
         for (listener, tls) in listeners {
             let front = front::Front {

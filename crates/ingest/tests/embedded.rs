@@ -563,6 +563,21 @@ async fn a_downlink_reaches_the_subscribed_handset() {
     assert_eq!(rejected, 0, "an own downlink is no rejection");
 }
 
+/// Port 0 in the config: the broker says the port it got, and a handset gets in there (the
+/// demo's `--mqtt 127.0.0.1:0` dialled port 0 before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_zero_names_the_port_the_system_chose() {
+    let cfg = EmbeddedBrokerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..Default::default()
+    };
+    let (broker, _ingest) = start_embedded_on(&cfg, test_limits(), Sealing::Optional);
+    let addr = broker.listen_addr();
+    assert_ne!(addr.port(), 0, "{addr}");
+    let p7 = Handset::unit(addr, "p7", "s3cret-p7").await;
+    assert!(p7.is_connected());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connected_handsets_follows_connects_and_disconnects() {
     let (broker, ingest) = start_embedded();
