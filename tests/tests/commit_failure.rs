@@ -128,7 +128,7 @@ async fn a_store_refusing_writes_makes_readyz_503_and_the_loop_recovers() {
         srv,
         clock,
         dir,
-        mut a,
+        a,
         mut b,
         incident,
         order,
