@@ -2,31 +2,16 @@
 //! at once and named as written, results alone on stdout with aligned tables, logs on stderr
 //! without colours, and each subcommand's help showing only its own options.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn fieldlink() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
-    // Keep the test independent of the developer's environment and of config/fieldlink.toml.
-    cmd.env_remove("RUST_LOG")
-        .env_remove("FIELDLINK_CONFIG")
-        .env_remove("NO_COLOR")
-        .current_dir(std::env::temp_dir());
-    cmd
-}
+use common::fieldlink;
 
+/// [`common::run`], and no colours in what it printed.
 fn run(data: &Path, args: &[&str]) -> Output {
-    let out = fieldlink()
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "fieldlink {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::run(data, args);
     assert_no_colours(&out);
     out
 }

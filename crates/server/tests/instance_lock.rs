@@ -4,6 +4,8 @@
 //! CLI takes no lock: a token it makes beside a running server works on the first call, and a
 //! handset it registers gets in within the 3 s it promises.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -32,28 +34,13 @@ impl Ports {
 
 /// The CLI on `data`: its stdout, after checking it succeeded.
 fn cli(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldlink"))
-        .env_remove("RUST_LOG")
-        .env_remove("FIELDLINK_CONFIG")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&common::run(data, args).stdout).into_owned()
 }
 
 /// `fieldlink` on `data` with `env`, listening on `ports`.
 fn fieldlink(data: &Path, env: &[(&str, String)], ports: Ports) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldlink"));
-    cmd.env_remove("RUST_LOG")
-        .env_remove("FIELDLINK_CONFIG")
-        .arg("--data")
+    let mut cmd = common::fieldlink();
+    cmd.arg("--data")
         .arg(data)
         .args(["--http", &format!("127.0.0.1:{}", ports.http)])
         .args(["--mqtt", &format!("127.0.0.1:{}", ports.mqtt)])
